@@ -1,0 +1,95 @@
+package configs
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestBadConfigs(t *testing.T) {
+	cases := []struct {
+		name, doc, want string
+	}{
+		{"unknown key", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostnam: x\n",
+			"t.yaml:3:1: hostnam: unknown field \"hostnam\"; allowed here: apiVersion,"},
+		{"nested unknown", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  interfaces:\n    - name: eth0\n      dhcp: true\n",
+			"t.yaml:6:7: network.interfaces[0].dhcp: unknown field \"dhcp\""},
+		{"wrong type", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  interfaces:\n    - name: eth0\n      mtu: big\n",
+			"t.yaml:6:12: network.interfaces[0].mtu: expected a whole number, got \"big\""},
+		{"bad cidr", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  interfaces:\n    - name: eth0\n      addresses: [10.0.0.300/24]\n",
+			"t.yaml:6:19: network.interfaces[0].addresses[0]: \"10.0.0.300/24\" is not an address in CIDR form"},
+		{"missing kind", "apiVersion: cairn.dev/v1alpha1\n",
+			"t.yaml:1:1: kind: required; set kind: Node"},
+		{"agent without server", "apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: agent\n",
+			"t.yaml:4:3: cluster.server: an agent needs the URL"},
+		{"bad role", "apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: master\n",
+			"t.yaml:4:9: cluster.role: \"master\" is not a role; use server or agent"},
+		{"file on root", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nfiles:\n  - path: /usr/bin/x\n    content: y\n",
+			"t.yaml:4:11: files[0].path: \"/usr/bin/x\" is on the read-only root"},
+		{"bad mode", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nfiles:\n  - path: /etc/x\n    mode: \"0999\"\n",
+			"t.yaml:5:11: files[0].mode: \"0999\" is not an octal mode"},
+		{"list expected", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nmodules: dummy\n",
+			"t.yaml:3:10: modules: expected a list, got \"dummy\""},
+		{"syntax", "apiVersion: [\n", "t.yaml:"},
+		{"gateway without address", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  interfaces:\n    - name: eth0\n      gateway4: 10.0.0.1\n",
+			"t.yaml:6:17: network.interfaces[0].gateway4: a gateway needs a static address"},
+		{"duplicate key", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: a\nhostname: b\n",
+			"hostname: the field \"hostname\" is given twice"},
+		{"bad pubkey", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nupdate:\n  publicKeys: [abc]\n",
+			"t.yaml:4:16: update.publicKeys[0]: not an ed25519 public key"},
+		{"empty", "", "t.yaml: the file is empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Parse("t.yaml", []byte(tc.doc))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got  %q\nwant %q", err.Error(), tc.want)
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	doc := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  interfaces:\n    - name: eth1\n      dhcp4: false\n"
+	_, warns, err := Parse("t.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0].String(), "comes up without an address") {
+		t.Errorf("warnings %v", warns)
+	}
+}
+
+func TestSchemaCoversFields(t *testing.T) {
+	raw, err := Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Properties map[string]struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"properties"`
+		Required []string `json:"required"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"apiVersion", "kind", "hostname", "network", "time", "files", "sysctl", "modules", "cluster", "update", "repositories"} {
+		if _, ok := s.Properties[f]; !ok {
+			t.Errorf("schema lacks %s", f)
+		}
+	}
+	if _, ok := s.Properties["cluster"].Properties["datastore"]; !ok {
+		t.Errorf("schema lacks cluster.datastore")
+	}
+	if strings.Join(s.Required, ",") != "apiVersion,kind" {
+		t.Errorf("required %v", s.Required)
+	}
+}

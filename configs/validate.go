@@ -1,0 +1,282 @@
+package configs
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var (
+	hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	domainRE   = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$`)
+	sysctlRE   = regexp.MustCompile(`^[a-z0-9_]+([./][a-zA-Z0-9_-]+)+$`)
+	moduleRE   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	ownerRE    = regexp.MustCompile(`^[0-9]+:[0-9]+$`)
+	taintRE    = regexp.MustCompile(`^[A-Za-z0-9./_-]+(=[A-Za-z0-9._-]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$`)
+	labelKeyRE = regexp.MustCompile(`^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
+)
+
+// WritableRoots are the trees init can write files into at boot.
+var WritableRoots = []string{"/etc", "/var", "/run"}
+
+type checker struct {
+	c     *Config
+	errs  Problems
+	warns []Problem
+}
+
+func (k *checker) err(path, format string, args ...any) {
+	k.errs = append(k.errs, Problem{File: k.c.File, Pos: k.c.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (k *checker) warn(path, format string, args ...any) {
+	k.warns = append(k.warns, Problem{File: k.c.File, Pos: k.c.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks the meaning of a decoded config. It returns warnings
+// (worth reading, not fatal) and errors (the config cannot be used).
+func (c *Config) Validate() (warnings []Problem, errs Problems) {
+	k := &checker{c: c}
+	n := &c.Node
+	switch {
+	case n.APIVersion == "":
+		k.err("apiVersion", "required; set apiVersion: %s", APIVersion)
+	case n.APIVersion != APIVersion:
+		k.err("apiVersion", "%q is not supported; this cairn reads %s", n.APIVersion, APIVersion)
+	}
+	switch {
+	case n.Kind == "":
+		k.err("kind", "required; set kind: %s", Kind)
+	case n.Kind != Kind:
+		k.err("kind", "%q is not a kind this cairn reads; use %s", n.Kind, Kind)
+	}
+	if n.Hostname != "" && !hostnameRE.MatchString(n.Hostname) {
+		k.err("hostname", "%q is not a valid host name: use 1 to 63 lower-case letters, digits and '-', not starting or ending with '-'", n.Hostname)
+	}
+	k.network(&n.Network)
+	for i, s := range n.Time.NTP {
+		p := fmt.Sprintf("time.ntp[%d]", i)
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			host, port = s, "123"
+		}
+		if pn, e := strconv.Atoi(port); e != nil || pn < 1 || pn > 65535 {
+			k.err(p, "%q has a bad port; write host or host:port", s)
+		} else if net.ParseIP(host) == nil && !domainRE.MatchString(host) {
+			k.err(p, "%q is neither an IP address nor a host name", s)
+		}
+	}
+	k.files(n.Files)
+	for key := range n.Sysctl {
+		if !sysctlRE.MatchString(key) {
+			k.err("sysctl."+key, "%q is not a sysctl name such as net.ipv4.ip_forward", key)
+		}
+	}
+	for i, m := range n.Modules {
+		if !moduleRE.MatchString(m) {
+			k.err(fmt.Sprintf("modules[%d]", i), "%q is not a kernel module name (letters, digits, '_' and '-')", m)
+		}
+	}
+	if n.Cluster != nil {
+		k.cluster(n.Cluster)
+	}
+	if n.Update != nil {
+		k.update(n.Update)
+	}
+	for i, r := range n.Repositories {
+		k.repository(fmt.Sprintf("repositories[%d]", i), r)
+	}
+	return k.warns, k.errs
+}
+
+func (k *checker) network(nw *Network) {
+	for i, ifc := range nw.Interfaces {
+		p := fmt.Sprintf("network.interfaces[%d]", i)
+		if ifc.Name == "" && ifc.MAC == "" {
+			k.err(p, "give name (eth0, en*) or mac to say which interface this configures")
+		}
+		if _, err := path.Match(ifc.Name, "x"); err != nil {
+			k.err(p+".name", "%q is not a valid name pattern", ifc.Name)
+		}
+		if ifc.MAC != "" {
+			if _, err := net.ParseMAC(ifc.MAC); err != nil {
+				k.err(p+".mac", "%q is not a hardware address such as aa:bb:cc:dd:ee:ff", ifc.MAC)
+			}
+		}
+		dhcp := ifc.DHCP4 == nil || *ifc.DHCP4
+		if ifc.DHCP4 == nil && len(ifc.Addresses) > 0 {
+			dhcp = false
+		}
+		if !dhcp && len(ifc.Addresses) == 0 {
+			k.warn(p, "dhcp4 is off and no addresses are given: the interface comes up without an address")
+		}
+		for j, a := range ifc.Addresses {
+			if a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
+				k.err(fmt.Sprintf("%s.addresses[%d]", p, j), "%s cannot be a host address", a)
+			}
+		}
+		k.gateway(p+".gateway4", ifc.Gateway4, ifc.Addresses, true)
+		k.gateway(p+".gateway6", ifc.Gateway6, ifc.Addresses, false)
+		if ifc.MTU != 0 && (ifc.MTU < 576 || ifc.MTU > 9216) {
+			k.err(p+".mtu", "%d is out of range; use 576 to 9216", ifc.MTU)
+		}
+	}
+	for i, s := range nw.DNS.Search {
+		if !domainRE.MatchString(s) {
+			k.err(fmt.Sprintf("network.dns.search[%d]", i), "%q is not a domain name", s)
+		}
+	}
+	seen := map[string]bool{}
+	for i, w := range nw.WiFi {
+		p := fmt.Sprintf("network.wifi[%d]", i)
+		if l := len(w.SSID); l < 1 || l > 32 {
+			k.err(p+".ssid", "an SSID is 1 to 32 bytes long, this one is %d", l)
+		}
+		if seen[w.SSID] {
+			k.err(p+".ssid", "%q is listed twice", w.SSID)
+		}
+		seen[w.SSID] = true
+		if l := len(w.PSK); l != 0 && (l < 8 || l > 63) {
+			k.err(p+".psk", "a WPA2 passphrase is 8 to 63 characters long, this one is %d", l)
+		}
+	}
+}
+
+func (k *checker) gateway(p string, gw IP, addrs []Prefix, v4 bool) {
+	if !gw.IsValid() {
+		return
+	}
+	if gw.Is4() != v4 {
+		want := map[bool]string{true: "an IPv4", false: "an IPv6"}[v4]
+		k.err(p, "%s must be %s address", gw, want)
+		return
+	}
+	for _, a := range addrs {
+		if a.Contains(gw.Addr) {
+			return
+		}
+	}
+	if len(addrs) == 0 {
+		k.err(p, "a gateway needs a static address on the same interface; add addresses: or remove the gateway")
+		return
+	}
+	k.warn(p, "%s is outside every static address's subnet; it is reached with an on-link route", gw)
+}
+
+func (k *checker) files(files []File) {
+	seen := map[string]bool{}
+	for i, f := range files {
+		p := fmt.Sprintf("files[%d]", i)
+		switch {
+		case f.Path == "":
+			k.err(p+".path", "required")
+		case !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path:
+			k.err(p+".path", "%q must be an absolute, clean path", f.Path)
+		case !underWritable(f.Path):
+			k.err(p+".path", "%q is on the read-only root; files may go under %s", f.Path, strings.Join(WritableRoots, ", "))
+		case seen[f.Path]:
+			k.err(p+".path", "%q is listed twice", f.Path)
+		}
+		seen[f.Path] = true
+		if f.Content != "" && f.Base64 != "" {
+			k.err(p, "give content or base64, not both")
+		}
+		if f.Base64 != "" {
+			if _, err := base64.StdEncoding.DecodeString(f.Base64); err != nil {
+				k.err(p+".base64", "not valid base64: %v", err)
+			}
+		}
+		if f.Owner != "" && !ownerRE.MatchString(f.Owner) {
+			k.err(p+".owner", "%q is not a numeric uid:gid such as 0:0", f.Owner)
+		}
+	}
+}
+
+func underWritable(p string) bool {
+	for _, r := range WritableRoots {
+		if strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *checker) cluster(c *Cluster) {
+	switch c.Role {
+	case "server", "agent":
+	case "":
+		k.err("cluster.role", "required; use server or agent")
+	default:
+		k.err("cluster.role", "%q is not a role; use server or agent", c.Role)
+	}
+	if c.Role == "agent" && c.Server == "" {
+		k.err("cluster.server", "an agent needs the URL of the server it joins, such as https://10.0.0.1:6443")
+	}
+	if c.Server != "" {
+		u, err := url.Parse(c.Server)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			k.err("cluster.server", "%q is not an https URL such as https://10.0.0.1:6443", c.Server)
+		}
+	}
+	for key, v := range c.Labels {
+		if !labelKeyRE.MatchString(key) || len(v) > 63 {
+			k.err("cluster.labels."+key, "%q=%q is not a valid Kubernetes label", key, v)
+		}
+	}
+	for i, t := range c.Taints {
+		if !taintRE.MatchString(t) {
+			k.err(fmt.Sprintf("cluster.taints[%d]", i), "%q is not a taint; write key=value:Effect or key:Effect with Effect NoSchedule, PreferNoSchedule or NoExecute", t)
+		}
+	}
+	if c.Datastore != "" {
+		u, err := url.Parse(c.Datastore)
+		ok := err == nil
+		if ok {
+			switch u.Scheme {
+			case "sqlite", "postgres", "postgresql", "mysql", "http", "https", "nats":
+			default:
+				ok = false
+			}
+		}
+		if !ok {
+			k.err("cluster.datastore", "%q is not a datastore URL; use sqlite://, postgres://, mysql://, https:// (etcd) or nats://", c.Datastore)
+		}
+		if c.Role == "agent" {
+			k.warn("cluster.datastore", "agents have no datastore; this is ignored")
+		}
+	}
+}
+
+func (k *checker) update(u *Update) {
+	for i, key := range u.PublicKeys {
+		b, err := base64.StdEncoding.DecodeString(key)
+		if err != nil || len(b) != 32 {
+			k.err(fmt.Sprintf("update.publicKeys[%d]", i), "not an ed25519 public key: 32 bytes, base64-encoded")
+		}
+	}
+	if u.URL != "" {
+		if p, err := url.Parse(u.URL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			k.err("update.url", "%q is not an http or https URL", u.URL)
+		}
+	}
+}
+
+func (k *checker) repository(p string, r Repository) {
+	if len(r.URIs) == 0 {
+		k.err(p+".uris", "required: at least one archive URL")
+	}
+	for i, s := range r.URIs {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
+			k.err(fmt.Sprintf("%s.uris[%d]", p, i), "%q is not an http, https or file URL", s)
+		}
+	}
+	if len(r.Suites) == 0 {
+		k.err(p+".suites", "required: at least one suite, such as bookworm")
+	}
+}

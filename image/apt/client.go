@@ -1,0 +1,279 @@
+package apt
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cairn-os/cairn/internal/progress"
+	"github.com/ulikunitz/xz"
+)
+
+// Sentinel errors a caller acts on.
+var (
+	ErrNotFound = errors.New("package not found in any repository")
+	ErrChecksum = errors.New("checksum mismatch")
+	ErrOffline  = errors.New("not in the offline cache")
+)
+
+// Client reads repositories for one architecture.
+type Client struct {
+	Sources []Source
+	Arch    string
+	Cache   string // cache folder; DefaultCache() normally
+	Offline bool   // use only what the cache holds
+	Log     *slog.Logger
+	Out     io.Writer // progress output; nil for none
+	HTTP    *http.Client
+}
+
+// DefaultCache is the user's cache folder for cairn.
+func DefaultCache() string {
+	if d := os.Getenv("CAIRN_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		d = os.TempDir()
+	}
+	return filepath.Join(d, "cairn")
+}
+
+func (c *Client) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
+// Index loads and verifies every source's index for the client's
+// architecture.
+func (c *Client) Index(ctx context.Context) (*Index, error) {
+	ix := newIndex()
+	for _, s := range c.Sources {
+		rel, err := c.release(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		for _, comp := range s.Components {
+			name := comp + "/binary-" + c.Arch + "/Packages"
+			want, ok := rel.Files[name]
+			if !ok {
+				c.log().Debug("component not in release", "source", s.URI, "suite", s.Suite, "component", comp)
+				continue
+			}
+			data, err := c.packages(ctx, s, name, rel, want)
+			if err != nil {
+				return nil, err
+			}
+			if err := parsePackages(data, s.URI, ix); err != nil {
+				return nil, fmt.Errorf("%s %s %s: %w", s.URI, s.Suite, name, err)
+			}
+		}
+	}
+	ix.sort()
+	return ix, nil
+}
+
+// release fetches (or, offline, reads the cached) InRelease and verifies it.
+func (c *Client) release(ctx context.Context, s Source) (*Release, error) {
+	keys, err := LoadKeyring(s.Keyring)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s.URI, s.Suite, err)
+	}
+	u := s.URI + "/dists/" + s.Suite + "/InRelease"
+	cached := filepath.Join(c.Cache, "releases", url.PathEscape(strings.TrimPrefix(u, "file://")))
+	var data []byte
+	if c.Offline {
+		data, err = os.ReadFile(cached)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s (run one build online first, or use --debs)", ErrOffline, u)
+		}
+	} else {
+		data, err = c.get(ctx, u, 0)
+		if err != nil {
+			return nil, err
+		}
+	}
+	rel, err := VerifyRelease(data, keys)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (check that keyring %s signs this archive)", u, err, s.Keyring)
+	}
+	if !c.Offline {
+		if err := writeAtomic(cached, data); err != nil {
+			return nil, err
+		}
+	}
+	return rel, nil
+}
+
+// packages returns the uncompressed Packages file whose sha256 the release
+// gives, from the cache or by fetching a compressed variant.
+func (c *Client) packages(ctx context.Context, s Source, name string, rel *Release, want FileHash) ([]byte, error) {
+	cached := filepath.Join(c.Cache, "indexes", want.SHA256)
+	if data, err := os.ReadFile(cached); err == nil && sum(data) == want.SHA256 {
+		return data, nil
+	}
+	if c.Offline {
+		return nil, fmt.Errorf("%w: %s %s %s", ErrOffline, s.URI, s.Suite, name)
+	}
+	base := s.URI + "/dists/" + s.Suite + "/"
+	for _, ext := range []string{".xz", ".gz", ""} {
+		comp, ok := rel.Files[name+ext]
+		if !ok {
+			continue
+		}
+		raw, err := c.get(ctx, base+name+ext, 0)
+		if err != nil {
+			return nil, err
+		}
+		if sum(raw) != comp.SHA256 {
+			return nil, fmt.Errorf("%w: %s%s%s", ErrChecksum, base, name, ext)
+		}
+		data, err := decompress(raw, ext)
+		if err != nil {
+			return nil, fmt.Errorf("%s%s%s: %w", base, name, ext, err)
+		}
+		if sum(data) != want.SHA256 {
+			return nil, fmt.Errorf("%w: %s%s (uncompressed)", ErrChecksum, base, name)
+		}
+		return data, writeAtomic(cached, data)
+	}
+	return nil, fmt.Errorf("%s: the release lists %s but no file for it", base, name)
+}
+
+func decompress(raw []byte, ext string) ([]byte, error) {
+	var r io.Reader = bytes.NewReader(raw)
+	var err error
+	switch ext {
+	case ".xz":
+		r, err = xz.NewReader(r)
+	case ".gz":
+		r, err = gzip.NewReader(r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
+}
+
+// Fetch returns the path of the package's .deb in the cache, downloading and
+// checking it when it is not there yet.
+func (c *Client) Fetch(ctx context.Context, p *Package) (string, error) {
+	if p.Local != "" {
+		return p.Local, nil
+	}
+	path := filepath.Join(c.Cache, "debs", p.SHA256+".deb")
+	if f, err := os.Open(path); err == nil {
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err == nil && hex.EncodeToString(h.Sum(nil)) == p.SHA256 {
+			return path, nil
+		}
+	}
+	if c.Offline {
+		return "", fmt.Errorf("%w: %s (run one build online first, or use --debs)", ErrOffline, p)
+	}
+	data, err := c.get(ctx, p.Base+"/"+p.Filename, p.Size)
+	if err != nil {
+		return "", err
+	}
+	if sum(data) != p.SHA256 {
+		return "", fmt.Errorf("%w: %s from %s/%s: the archive may be changing under us; try again", ErrChecksum, p, p.Base, p.Filename)
+	}
+	return path, writeAtomic(path, data)
+}
+
+func (c *Client) get(ctx context.Context, u string, size int64) ([]byte, error) {
+	if rest, ok := strings.CutPrefix(u, "file://"); ok {
+		data, err := os.ReadFile(rest)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", u, err)
+		}
+		return data, nil
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Minute}
+	}
+	var lastErr error
+	for attempt := range 3 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * time.Second)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			lastErr = fmt.Errorf("fetch %s: %w", u, err)
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			lastErr = fmt.Errorf("fetch %s: %s", u, resp.Status)
+			if resp.StatusCode == http.StatusNotFound {
+				return nil, lastErr
+			}
+			continue
+		}
+		var body io.Reader = resp.Body
+		var bar *progress.Bar
+		if c.Out != nil && size > 1<<20 {
+			bar = progress.New(c.Out, "fetch "+filepath.Base(u), size)
+			body = bar.Reader(body)
+		}
+		data, err := io.ReadAll(body)
+		resp.Body.Close()
+		if err != nil {
+			lastErr = fmt.Errorf("fetch %s: %w", u, err)
+			continue
+		}
+		if bar != nil {
+			bar.Done()
+		}
+		return data, nil
+	}
+	return nil, lastErr
+}
+
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// writeAtomic writes data to path through a temporary file and a rename, so
+// an interrupted write never leaves a half file in the cache.
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,10 @@
+// Package apt is the build's package supply: a client for Debian-format apt
+// repositories. It fetches InRelease and checks its OpenPGP signature against a
+// keyring, fetches Packages indexes whose sha256 the signed release lists,
+// resolves dependency closures, and downloads .deb files into a
+// content-addressed cache, checking each one's sha256. Offline, it works from
+// that cache or from a folder of .debs.
+//
+// It names no repository host: sources come from the caller (the config's
+// repositories:) or from the build host's apt configuration.
+package apt

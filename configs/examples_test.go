@@ -56,4 +56,3 @@ func TestReferenceInREADME(t *testing.T) {
 		t.Errorf("README.md's config reference is out of date; regenerate it with `go run ./cmd/cairn config reference` and paste it in:\n%s", ref)
 	}
 }
-

@@ -465,7 +465,7 @@ func (w *writer) finish(root inodeRef) (int64, error) {
 	}
 	bs := w.opt.BlockSize
 	sb := le(nil).u32(magic).u32(w.count).u32(uint32(w.opt.ModTime.Unix())).u32(uint32(bs)).
-		u32(uint32(len(w.frags)/2)).u16(w.c.id()).u16(uint16(log2(bs))).u16(flagNoXattrs).
+		u32(uint32(len(w.frags) / 2)).u16(w.c.id()).u16(uint16(log2(bs))).u16(flagNoXattrs).
 		u16(uint16(len(w.ids))).u16(4).u16(0).u64(root.u64()).u64(used).
 		u64(idStart).u64(invalid).u64(inodeStart).u64(dirStart).u64(fragStart).u64(invalid)
 	if len(sb) != superSize {
@@ -485,4 +485,3 @@ func log2(n int) int {
 	}
 	return l
 }
-

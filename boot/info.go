@@ -1,0 +1,20 @@
+package boot
+
+// BuildInfo is baked into the root at InfoPath; init reads it for its time
+// floor, the modules to load and its banner.
+type BuildInfo struct {
+	Board    string   `json:"board"`
+	Arch     string   `json:"arch"`
+	Version  string   `json:"version"`
+	Kernel   string   `json:"kernel"`
+	Epoch    int64    `json:"epoch"`
+	Modules  []string `json:"modules"`
+	Watchdog string   `json:"watchdog,omitempty"`
+	MinData  int64    `json:"minDataBytes"`
+}
+
+// Paths in the root that the builder writes and init reads.
+const (
+	ConfigPath = "/usr/lib/cairn/config.yaml"
+	InfoPath   = "/usr/lib/cairn/build.json"
+)

@@ -1,0 +1,231 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/image/apt"
+	"github.com/cairn-os/cairn/image/kmod"
+)
+
+// ErrOutput is wrapped when the output file cannot be written.
+var ErrOutput = errors.New("cannot write the output")
+
+// Options are the inputs of one build.
+type Options struct {
+	Board     *boards.Profile
+	Config    *configs.Config
+	ConfigRaw []byte // the config file as written, baked into the image
+	Output    string
+	BinDir    string // holds linux-ARCH/init and linux-ARCH/cairnd
+	Cache     string
+	Offline   bool
+	Debs      string // folder of .debs instead of repositories
+	HostRoot  string // where to read the host's apt sources; "/" normally
+	Epoch     time.Time
+	Version   string
+	Log       *slog.Logger
+	Progress  io.Writer // progress bars and lines; nil for none
+}
+
+// Result describes what was written.
+type Result struct {
+	Output     string
+	Size       int64
+	Kernel     string // kernel version
+	Partitions []PartInfo
+}
+
+// PartInfo is one partition of the image.
+type PartInfo struct {
+	Num        int
+	Name       string
+	Size, Used int64
+}
+
+// Build runs the whole build.
+func Build(ctx context.Context, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Cache == "" {
+		o.Cache = apt.DefaultCache()
+	}
+	b := &builder{o: o, arch: o.Board.Arch}
+	b.id = b.identity()
+	if err := b.checkBinaries(); err != nil {
+		return nil, err
+	}
+	if err := b.packages(ctx); err != nil {
+		return nil, err
+	}
+	return b.assemble(ctx)
+}
+
+type builder struct {
+	o        Options
+	arch     string
+	id       [32]byte // digest of the inputs: GUIDs and volume ids derive from it
+	sup      *supply
+	kdir     string // unpacked kernel package
+	kernel   *kmod.Tree
+	fwDirs   map[string]string // firmware package -> unpacked folder
+	userDirs []string          // unpacked userland closure
+}
+
+func (b *builder) binary(name string) string {
+	return filepath.Join(b.o.BinDir, "linux-"+b.arch, name)
+}
+
+func (b *builder) checkBinaries() error {
+	for _, n := range []string{"init", "cairnd"} {
+		if _, err := os.Stat(b.binary(n)); err != nil {
+			return fmt.Errorf("%s is missing: build the device binaries first (make build, or GOOS=linux GOARCH=%s go build -o %s ./cmd/%s)", b.binary(n), b.arch, b.binary(n), n)
+		}
+	}
+	return nil
+}
+
+// identity digests what determines the image, for derived identifiers.
+func (b *builder) identity() [32]byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00", b.o.Board.Name, b.o.Epoch.Unix())
+	h.Write(b.o.ConfigRaw)
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// derived returns bytes derived from the identity and a purpose.
+func (b *builder) derived(purpose string, n int) []byte {
+	h := sha256.Sum256(append(b.id[:], purpose...))
+	return h[:n]
+}
+
+func (b *builder) guid(purpose string) string {
+	u := b.derived(purpose, 16)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	x := hex.EncodeToString(u)
+	return fmt.Sprintf("%s-%s-%s-%s-%s", x[0:8], x[8:12], x[12:16], x[16:20], x[20:32])
+}
+
+func (b *builder) volumeID(purpose string) uint32 {
+	return binary.LittleEndian.Uint32(b.derived(purpose, 4))
+}
+
+func (b *builder) packages(ctx context.Context) error {
+	p := b.o.Board
+	client := &apt.Client{Arch: b.arch, Cache: b.o.Cache, Offline: b.o.Offline, Log: b.o.Log, Out: b.o.Progress}
+	var ix *apt.Index
+	var err error
+	if b.o.Debs != "" {
+		ix, err = apt.LocalIndex(b.o.Debs)
+	} else {
+		client.Sources, err = b.sources()
+		if err != nil {
+			return err
+		}
+		b.o.Log.Info("reading package indexes", "sources", len(client.Sources), "arch", b.arch)
+		ix, err = client.Index(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	b.sup = &supply{client: client, index: ix}
+	kp, kdir, err := b.sup.kernel(ctx, p.Kernel.Package, p.NeedsRepo)
+	if err != nil {
+		return fmt.Errorf("board %s: %w", p.Name, err)
+	}
+	b.kdir = kdir
+	if b.kernel, err = kmod.Open(kdir); err != nil {
+		return fmt.Errorf("kernel package %s: %w", kp, err)
+	}
+	b.o.Log.Info("kernel", "package", kp.String(), "version", b.kernel.Version)
+	b.fwDirs = map[string]string{}
+	for _, fw := range p.Firmware {
+		fp, err := b.sup.lookup(fw.Package, "the Raspberry Pi firmware is in Debian's non-free-firmware component")
+		if err != nil {
+			return err
+		}
+		if b.fwDirs[fw.Package], err = b.sup.unpack(ctx, fp); err != nil {
+			return err
+		}
+	}
+	closure, err := ix.Closure(userlandPackages)
+	if err != nil {
+		return fmt.Errorf("userland: %w", err)
+	}
+	for _, up := range closure {
+		dir, err := b.sup.unpack(ctx, up)
+		if err != nil {
+			return err
+		}
+		b.userDirs = append(b.userDirs, dir)
+	}
+	return nil
+}
+
+// sources are the config's repositories, else the host's apt sources, with
+// the components the board needs added.
+func (b *builder) sources() ([]apt.Source, error) {
+	var srcs []apt.Source
+	if repos := b.o.Config.Repositories; len(repos) > 0 {
+		for _, r := range repos {
+			comps := r.Components
+			if len(comps) == 0 {
+				comps = []string{"main"}
+			}
+			key := r.Keyring
+			if key == "" {
+				key = apt.DefaultKeyring
+			}
+			for _, u := range r.URIs {
+				for _, s := range r.Suites {
+					srcs = append(srcs, apt.Source{URI: trimRight(u), Suite: s, Components: comps, Keyring: key})
+				}
+			}
+		}
+	} else {
+		root := b.o.HostRoot
+		if root == "" {
+			root = "/"
+		}
+		var err error
+		if srcs, err = apt.HostSources(root); err != nil {
+			return nil, err
+		}
+	}
+	var extra []string
+	if len(b.o.Board.Firmware) > 0 && b.o.Board.Family != boards.FamilyUEFI {
+		extra = append(extra, "non-free-firmware")
+	}
+	return apt.WithComponents(srcs, extra), nil
+}
+
+func trimRight(u string) string {
+	for len(u) > 0 && u[len(u)-1] == '/' {
+		u = u[:len(u)-1]
+	}
+	return u
+}
+
+// userlandPackages are the C tools init shells out to.
+var userlandPackages = []string{"e2fsprogs"}
+
+// userlandFiles are what the root takes from them (plus their libraries).
+var userlandFiles = []string{"sbin/mke2fs", "sbin/e2fsck", "sbin/resize2fs", "etc/mke2fs.conf"}
+
+func (b *builder) workers() int { return runtime.GOMAXPROCS(0) }

@@ -1,0 +1,92 @@
+package pid1
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// debugConsole answers a few read-only commands on the serial console, for
+// people at the console and for the VM tests. Each answer ends with a line
+// "cairn-debug: end" so a reader knows where it stops.
+func debugConsole(log *slog.Logger, s *stage2) {
+	in, err := os.Open("/dev/console")
+	if err != nil {
+		log.Warn("debug console", "err", err)
+		return
+	}
+	out := console()
+	fmt.Fprintln(out, "cairn-debug: commands: cat FILE, ls DIR, mounts, df DIR, ip, date, hostname")
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		answer(out, s, f)
+		fmt.Fprintln(out, "cairn-debug: end")
+	}
+}
+
+func answer(out io.Writer, s *stage2, f []string) {
+	arg := ""
+	if len(f) > 1 {
+		arg = f[1]
+	}
+	switch f[0] {
+	case "cat":
+		data, err := os.ReadFile(arg)
+		if err != nil {
+			fmt.Fprintln(out, "cairn-debug: error:", err)
+			return
+		}
+		out.Write(data)
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			fmt.Fprintln(out)
+		}
+	case "ls":
+		entries, err := os.ReadDir(arg)
+		if err != nil {
+			fmt.Fprintln(out, "cairn-debug: error:", err)
+			return
+		}
+		for _, e := range entries {
+			info, _ := e.Info()
+			fmt.Fprintf(out, "%s %d %s\n", info.Mode(), info.Size(), e.Name())
+		}
+	case "mounts":
+		data, _ := os.ReadFile("/proc/self/mounts")
+		out.Write(data)
+	case "df":
+		var st unix.Statfs_t
+		if err := unix.Statfs(arg, &st); err != nil {
+			fmt.Fprintln(out, "cairn-debug: error:", err)
+			return
+		}
+		fmt.Fprintf(out, "%s size=%d free=%d\n", arg, int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize)
+	case "ip":
+		ifs, _ := net.Interfaces()
+		for _, i := range ifs {
+			addrs, _ := i.Addrs()
+			var as []string
+			for _, a := range addrs {
+				as = append(as, a.String())
+			}
+			fmt.Fprintf(out, "%s %s %s\n", i.Name, i.HardwareAddr, strings.Join(as, " "))
+		}
+	case "date":
+		fmt.Fprintln(out, time.Now().UTC().Format(time.RFC3339), time.Now().Unix())
+	case "hostname":
+		h, _ := os.Hostname()
+		fmt.Fprintln(out, h)
+	default:
+		fmt.Fprintln(out, "cairn-debug: error: unknown command", f[0])
+	}
+}

@@ -1,0 +1,74 @@
+// Package pid1 is the device's init: stage 1 in the initramfs (modules, boot
+// disk, root, data partition, switch_root) and stage 2 in the root (system
+// setup, network, time, files, supervised services, health). Each stage is a
+// table of named phases; the table says what a failure means. Init never
+// exits: a fatal failure reboots after telling why. It holds no Kubernetes
+// code; cairnd is a service it supervises.
+package pid1
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// OnFail says what a failed phase means.
+type OnFail int
+
+const (
+	// Continue logs the failure and goes on: the system is degraded, not broken.
+	Continue OnFail = iota
+	// Retry runs the phase again with back-off until it succeeds.
+	Retry
+	// Reboot marks the boot failed and restarts the machine; on a trial slot
+	// the boot loader then falls back to the committed one.
+	Reboot
+)
+
+func (f OnFail) String() string {
+	return [...]string{"continuing without it", "retrying", "rebooting"}[f]
+}
+
+// Phase is one named step of the boot.
+type Phase struct {
+	Name   string
+	Run    func(ctx context.Context, log *slog.Logger) error
+	OnFail OnFail
+}
+
+// errReboot is returned by runPhases when a Reboot phase failed.
+type errReboot struct {
+	phase string
+	err   error
+}
+
+func (e errReboot) Error() string { return fmt.Sprintf("phase %s failed: %v", e.phase, e.err) }
+
+// runPhases runs the table in order, one console line per phase.
+func runPhases(ctx context.Context, log *slog.Logger, phases []Phase) error {
+	for _, p := range phases {
+		l := log.With("phase", p.Name)
+		start := time.Now()
+		for attempt := 1; ; attempt++ {
+			err := p.Run(ctx, l)
+			if err == nil {
+				l.Debug("done", "took", time.Since(start).Round(time.Millisecond))
+				break
+			}
+			l.Error("failed", "err", err, "next", p.OnFail.String())
+			if p.OnFail == Continue {
+				break
+			}
+			if p.OnFail == Reboot {
+				return errReboot{p.Name, err}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(min(time.Duration(attempt)*time.Second, 30*time.Second)):
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,356 @@
+package pid1
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/init/disk"
+	"github.com/u-root/u-root/pkg/kmodule"
+	"github.com/u-root/u-root/pkg/mount"
+	"golang.org/x/sys/unix"
+)
+
+// Stage-1 state shared by its phases.
+type stage1 struct {
+	args map[string]string
+	disk *disk.Disk
+	min  int64 // smallest data partition, bytes
+}
+
+const newRoot = "/newroot"
+
+type mnt struct {
+	src, dst, fstype string
+	flags            uintptr
+	data             string
+}
+
+var earlyMounts = []mnt{
+	{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
+	{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
+}
+
+func mountAll(ms []mnt) error {
+	for _, m := range ms {
+		if err := os.MkdirAll(m.dst, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.src, m.dst, m.fstype, m.flags, m.data); err != nil && err != unix.EBUSY {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
+		}
+	}
+	return nil
+}
+
+func (s *stage1) phases() []Phase {
+	return []Phase{
+		{"mounts", func(ctx context.Context, log *slog.Logger) error { return mountAll(earlyMounts) }, Reboot},
+		{"cmdline", s.cmdline, Reboot},
+		{"modules", func(ctx context.Context, log *slog.Logger) error { return loadAll(log, "") }, Continue},
+		{"disk", s.findDisk, Reboot},
+		{"root", s.mountRoot, Reboot},
+		{"data", s.data, Reboot},
+	}
+}
+
+func (s *stage1) cmdline(ctx context.Context, log *slog.Logger) error {
+	data, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return err
+	}
+	s.args = boot.ParseCmdline(string(data))
+	if s.args[boot.ArgSlot] != boot.SlotA && s.args[boot.ArgSlot] != boot.SlotB {
+		return fmt.Errorf("%s=%q on the kernel command line; want a or b", boot.ArgSlot, s.args[boot.ArgSlot])
+	}
+	if s.args[boot.ArgDisk] == "" {
+		return fmt.Errorf("no %s= on the kernel command line", boot.ArgDisk)
+	}
+	log.Info("booting", "slot", s.args[boot.ArgSlot], "disk", s.args[boot.ArgDisk])
+	return nil
+}
+
+// loadAll loads every module listed in root's modules.dep.
+func loadAll(log *slog.Logger, root string) error {
+	deps, err := readDeps(root)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(deps.byName))
+	for n := range deps.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return loadModules(log, root, names)
+}
+
+// modDeps is modules.dep: module name -> its file and the files it needs.
+type modDeps struct {
+	dir    string
+	byName map[string]string   // normalised name -> relative path
+	needs  map[string][]string // relative path -> relative paths, load order last first
+}
+
+func normMod(s string) string {
+	return strings.ReplaceAll(strings.TrimSuffix(filepath.Base(s), ".ko"), "-", "_")
+}
+
+func readDeps(root string) (*modDeps, error) {
+	var u unix.Utsname
+	unix.Uname(&u)
+	rel := unix.ByteSliceToString(u.Release[:])
+	dir := filepath.Join(root, "/lib/modules", rel)
+	data, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s has no modules here: %w", rel, err)
+	}
+	d := &modDeps{dir: dir, byName: map[string]string{}, needs: map[string][]string{}}
+	for _, line := range strings.Split(string(data), "\n") {
+		p, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		d.byName[normMod(p)] = p
+		d.needs[p] = strings.Fields(rest)
+	}
+	return d, nil
+}
+
+// loadModules loads modules by name with their dependencies; names that are
+// built into the kernel or already loaded are fine.
+func loadModules(log *slog.Logger, root string, names []string) error {
+	d, err := readDeps(root)
+	if err != nil {
+		return err
+	}
+	builtin, _ := os.ReadFile(filepath.Join(d.dir, "modules.builtin"))
+	isBuiltin := map[string]bool{}
+	for _, l := range strings.Fields(string(builtin)) {
+		isBuiltin[normMod(l)] = true
+	}
+	loaded := map[string]bool{}
+	load := func(rel string) error {
+		if loaded[rel] {
+			return nil
+		}
+		loaded[rel] = true
+		f, err := os.Open(filepath.Join(d.dir, rel))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := kmodule.FileInit(f, "", 0); err != nil && err != unix.EEXIST {
+			return err
+		}
+		return nil
+	}
+	var failed []string
+	count := 0
+	for _, n := range names {
+		rel, ok := d.byName[normMod(n)]
+		if !ok {
+			if !isBuiltin[normMod(n)] {
+				failed = append(failed, n+" (not in this image)")
+			}
+			continue
+		}
+		needs := d.needs[rel]
+		var err error
+		for i := len(needs) - 1; i >= 0 && err == nil; i-- {
+			err = load(needs[i])
+		}
+		if err == nil {
+			err = load(rel)
+		}
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%v)", n, err))
+			continue
+		}
+		count++
+	}
+	log.Info("modules loaded", "count", count)
+	if len(failed) > 0 {
+		return fmt.Errorf("could not load %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func (s *stage1) findDisk(ctx context.Context, log *slog.Logger) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := disk.Find(s.args[boot.ArgDisk])
+		if err == nil {
+			s.disk = d
+			log.Info("found boot disk", "dev", d.Dev, "gpt", d.GPT)
+			return d.WaitPart(boot.PartSlotB, 10*time.Second)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+var squashfsMagic = []byte("hsqs")
+
+func (s *stage1) mountRoot(ctx context.Context, log *slog.Logger) error {
+	part := s.disk.Part(boot.SlotPart(s.args[boot.ArgSlot]))
+	head := make([]byte, 4)
+	f, err := os.Open(part)
+	if err != nil {
+		return err
+	}
+	f.ReadAt(head, 0)
+	f.Close()
+	src := part
+	if !bytes.Equal(head, squashfsMagic) {
+		// A FAT slot (Raspberry Pi): the root is a file in it.
+		slotDir := "/run/cairn/slot"
+		os.MkdirAll(slotDir, 0o755)
+		if err := unix.Mount(part, slotDir, "vfat", unix.MS_RDONLY, "utf8"); err != nil {
+			return fmt.Errorf("mount slot %s: %w", part, err)
+		}
+		if src, err = loopAttach(filepath.Join(slotDir, boot.RootFile)); err != nil {
+			return err
+		}
+	}
+	os.MkdirAll(newRoot, 0o755)
+	if err := unix.Mount(src, newRoot, "squashfs", unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mount root %s: %w", src, err)
+	}
+	log.Info("root mounted read-only", "from", src)
+	return nil
+}
+
+// loopAttach binds a file to a free loop device, read-only.
+func loopAttach(file string) (string, error) {
+	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("loop-control: %w", err)
+	}
+	defer ctl.Close()
+	n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
+	if err != nil {
+		return "", fmt.Errorf("no free loop device: %w", err)
+	}
+	dev := fmt.Sprintf("/dev/loop%d", n)
+	lf, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return "", err
+	}
+	defer lf.Close()
+	bf, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer bf.Close()
+	if err := unix.IoctlSetInt(int(lf.Fd()), unix.LOOP_SET_FD, int(bf.Fd())); err != nil {
+		return "", fmt.Errorf("attach %s to %s: %w", file, dev, err)
+	}
+	info := unix.LoopInfo64{Flags: unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR}
+	if err := unix.IoctlLoopSetStatus64(int(lf.Fd()), &info); err != nil {
+		return "", err
+	}
+	return dev, nil
+}
+
+// chrootRun runs a tool from the new root (e2fsprogs live there).
+func chrootRun(log *slog.Logger, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: newRoot}
+	cmd.Dir = "/"
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// data creates the data partition on first boot (formatting it ext4), grows
+// it when the disk grew, checks it, and mounts it on /var.
+func (s *stage1) data(ctx context.Context, log *slog.Logger) error {
+	created, grew, err := s.disk.DataPartition(boot.PartData, s.min)
+	if err != nil {
+		return err
+	}
+	if err := s.disk.WaitPart(boot.PartData, 10*time.Second); err != nil {
+		return err
+	}
+	// The e2fsprogs tools run chrooted in the root and need /dev there.
+	for _, m := range []string{"/dev", "/proc", "/sys", "/run"} {
+		if err := mount.MoveMount(m, newRoot+m); err != nil {
+			return fmt.Errorf("move %s into the root: %w", m, err)
+		}
+	}
+	dev := s.disk.Part(boot.PartData)
+	if created {
+		log.Info("first boot: formatting the data partition", "dev", dev)
+		if err := chrootRun(log, "/sbin/mke2fs", "-q", "-F", "-t", "ext4", "-L", "cairn-data", "-E", "lazy_itable_init=1,lazy_journal_init=1", dev); err != nil {
+			return err
+		}
+	} else if err := chrootRun(log, "/sbin/e2fsck", "-p", dev); err != nil {
+		log.Warn("data partition check reported problems", "err", err)
+	}
+	if grew {
+		if err := chrootRun(log, "/sbin/resize2fs", dev); err != nil {
+			return err
+		}
+		log.Info("data partition grown to the end of the disk", "dev", dev)
+	}
+	if err := unix.Mount(newRoot+dev, newRoot+"/var", "ext4", unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("mount data %s on /var: %w", dev, err)
+	}
+	var st unix.Statfs_t
+	unix.Statfs(newRoot+"/var", &st)
+	log.Info("data partition mounted on /var", "dev", dev, "size_mib", int64(st.Blocks)*st.Bsize>>20, "created", created)
+	return nil
+}
+
+// Stage1 runs in the initramfs and ends by executing the root's init.
+func Stage1() {
+	log := newLogger(console(), false)
+	log.Info("stage 1 starting")
+	s := &stage1{min: 64 << 20}
+	ctx := context.Background()
+	if err := runPhases(ctx, log, s.phases()); err != nil {
+		fatal(log, err)
+	}
+	if err := switchRoot(); err != nil {
+		fatal(log, err)
+	}
+}
+
+func switchRoot() error {
+	if err := os.Chdir(newRoot); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move the root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return err
+	}
+	os.Chdir("/")
+	env := append(os.Environ(), "CAIRN_STAGE=2")
+	return unix.Exec("/sbin/init", []string{"/sbin/init"}, env)
+}
+
+// fatal tells why and reboots after a pause; init never exits.
+func fatal(log *slog.Logger, err error) {
+	log.Error("boot failed; rebooting in 10s", "err", err)
+	unix.Sync()
+	time.Sleep(10 * time.Second)
+	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	select {}
+}

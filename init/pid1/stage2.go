@@ -1,0 +1,362 @@
+package pid1
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/init/clock"
+	"github.com/cairn-os/cairn/init/netup"
+	"golang.org/x/sys/unix"
+)
+
+// stage2 is the running system's state.
+type stage2 struct {
+	cfg      *configs.Config
+	info     boot.BuildInfo
+	args     map[string]string
+	hostname string
+	net      *netup.State
+	services []*Service
+	ctx      context.Context
+}
+
+var lateMounts = []mnt{
+	{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+	{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "mode=0620,ptmxmode=0666"},
+	{"tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+	{"cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	{"tmpfs", "/run/cairn/etc", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
+}
+
+func (s *stage2) phases() []Phase {
+	return []Phase{
+		{"mounts", s.mounts, Reboot},
+		{"config", s.loadConfig, Reboot},
+		{"clock", s.clockFloor, Continue},
+		{"hostname", s.setHostname, Continue},
+		{"modules", func(ctx context.Context, log *slog.Logger) error {
+			return loadModules(log, "", append(s.info.Modules, s.cfg.Modules...))
+		}, Continue},
+		{"sysctl", s.sysctl, Continue},
+		{"watchdog", s.watchdog, Continue},
+		{"etc", s.etc, Continue},
+		{"network", s.network, Continue},
+		{"time", s.timeSync, Continue},
+		{"files", s.files, Continue},
+		{"services", s.startServices, Continue},
+	}
+}
+
+func (s *stage2) mounts(ctx context.Context, log *slog.Logger) error {
+	if err := mountAll(lateMounts); err != nil {
+		return err
+	}
+	// /etc is generated: the root's /etc copied into a tmpfs and bound over it.
+	if err := copyTree("/etc", "/run/cairn/etc"); err != nil {
+		return err
+	}
+	if err := unix.Mount("/run/cairn/etc", "/etc", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind /etc: %w", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err == nil && st.Flags&unix.ST_RDONLY != 0 {
+		log.Info("root is read-only", "fs", "squashfs")
+	}
+	return nil
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, info.Mode().Perm())
+		case info.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			return os.Symlink(l, target)
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, info.Mode().Perm())
+		}
+	})
+}
+
+func (s *stage2) loadConfig(ctx context.Context, log *slog.Logger) error {
+	data, err := os.ReadFile(boot.InfoPath)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, &s.info); err != nil {
+		return fmt.Errorf("%s: %w", boot.InfoPath, err)
+	}
+	cmd, _ := os.ReadFile("/proc/cmdline")
+	s.args = boot.ParseCmdline(string(cmd))
+	cfg, warns, err := configs.Load(boot.ConfigPath)
+	for _, w := range warns {
+		log.Warn(w.String())
+	}
+	if err != nil {
+		return err
+	}
+	s.cfg = cfg
+	log.Info("Cairn", "version", s.info.Version, "board", s.info.Board, "kernel", s.info.Kernel, "slot", s.args[boot.ArgSlot])
+	return nil
+}
+
+func (s *stage2) clockFloor(ctx context.Context, log *slog.Logger) error {
+	src, err := clock.Floor(time.Unix(s.info.Epoch, 0))
+	if src != "" {
+		log.Info("clock set forward", "from", src, "now", time.Now().UTC().Format(time.RFC3339))
+	}
+	return err
+}
+
+func (s *stage2) setHostname(ctx context.Context, log *slog.Logger) error {
+	s.hostname = s.cfg.Hostname
+	if s.hostname == "" {
+		s.hostname = "cairn"
+		if ifs, err := net.Interfaces(); err == nil {
+			for _, i := range ifs {
+				if hw := i.HardwareAddr; len(hw) == 6 && i.Flags&net.FlagLoopback == 0 {
+					s.hostname = fmt.Sprintf("cairn-%02x%02x%02x", hw[3], hw[4], hw[5])
+					break
+				}
+			}
+		}
+	}
+	if err := unix.Sethostname([]byte(s.hostname)); err != nil {
+		return err
+	}
+	log.Info("hostname set", "hostname", s.hostname)
+	return nil
+}
+
+func (s *stage2) sysctl(ctx context.Context, log *slog.Logger) error {
+	var failed []string
+	for k, v := range s.cfg.Sysctl {
+		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			failed = append(failed, k)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not set %s", strings.Join(failed, ", "))
+	}
+	log.Info("sysctl applied", "count", len(s.cfg.Sysctl))
+	return nil
+}
+
+// watchdog pets /dev/watchdog from a goroutine; if init hangs, the board resets.
+func (s *stage2) watchdog(ctx context.Context, log *slog.Logger) error {
+	f, err := os.OpenFile("/dev/watchdog", os.O_WRONLY, 0)
+	if err != nil {
+		log.Info("no hardware watchdog")
+		return nil
+	}
+	go func() {
+		for {
+			f.Write([]byte{0})
+			time.Sleep(10 * time.Second)
+		}
+	}()
+	log.Info("hardware watchdog armed", "module", s.info.Watchdog)
+	return nil
+}
+
+func (s *stage2) etc(ctx context.Context, log *slog.Logger) error {
+	files := map[string]string{
+		"/etc/hostname":      s.hostname + "\n",
+		"/etc/hosts":         fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n", s.hostname),
+		"/etc/passwd":        "root:x:0:0:root:/root:/bin/false\n",
+		"/etc/group":         "root:x:0:\n",
+		"/etc/nsswitch.conf": "hosts: files dns\n",
+		"/etc/resolv.conf":   "",
+	}
+	for p, c := range files {
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *stage2) network(ctx context.Context, log *slog.Logger) error {
+	s.net = netup.NewState()
+	go func() {
+		for range s.net.Changed() {
+			if err := s.net.WriteResolvConf(s.cfg.Network.DNS, "/etc/resolv.conf"); err != nil {
+				log.Warn("resolv.conf", "err", err)
+			}
+		}
+	}()
+	err := netup.Up(s.ctx, log, s.cfg.Network, s.net, 60*time.Second)
+	if err == nil {
+		s.net.WriteResolvConf(s.cfg.Network.DNS, "/etc/resolv.conf")
+	}
+	return err
+}
+
+func (s *stage2) ntpServers() []string {
+	if len(s.cfg.Time.NTP) > 0 {
+		return s.cfg.Time.NTP
+	}
+	if s.net != nil {
+		return s.net.NTP()
+	}
+	return nil
+}
+
+func (s *stage2) timeSync(ctx context.Context, log *slog.Logger) error {
+	go clock.Keep(s.ctx, log, s.ntpServers, 15*time.Minute)
+	servers := s.ntpServers()
+	if len(servers) == 0 {
+		log.Info("no NTP servers configured or offered by DHCP; keeping the clock floor")
+		return nil
+	}
+	var err error
+	for range 3 {
+		var server string
+		var offset time.Duration
+		if server, offset, err = clock.Sync(servers); err == nil {
+			log.Info("time synchronised", "server", server, "offset", offset.Round(time.Millisecond), "now", time.Now().UTC().Format(time.RFC3339))
+			return clock.Save()
+		}
+		time.Sleep(2 * time.Second)
+	}
+	return err
+}
+
+func (s *stage2) files(ctx context.Context, log *slog.Logger) error {
+	for _, f := range s.cfg.Files {
+		data := []byte(f.Content)
+		if f.Base64 != "" {
+			var err error
+			if data, err = base64.StdEncoding.DecodeString(f.Base64); err != nil {
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+		}
+		mode := os.FileMode(f.Mode)
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.Path, data, mode); err != nil {
+			return err
+		}
+		os.Chmod(f.Path, mode)
+		uid, gid := 0, 0
+		if u, g, ok := strings.Cut(f.Owner, ":"); ok {
+			uid, _ = strconv.Atoi(u)
+			gid, _ = strconv.Atoi(g)
+		}
+		if err := os.Chown(f.Path, uid, gid); err != nil {
+			return err
+		}
+		log.Info("wrote file", "path", f.Path, "bytes", len(data), "mode", fmt.Sprintf("%04o", mode))
+	}
+	return nil
+}
+
+func (s *stage2) startServices(ctx context.Context, log *slog.Logger) error {
+	role := "node"
+	if s.cfg.Cluster != nil {
+		role = s.cfg.Cluster.Role
+	}
+	svc := &Service{Name: "cairnd", Path: "/usr/bin/cairnd", Args: []string{role}, LogFile: "/var/log/cairnd.log"}
+	s.services = append(s.services, svc)
+	go svc.Supervise(s.ctx, log.With("service", svc.Name))
+	return nil
+}
+
+// Stage2 runs in the root as PID 1 and never returns.
+func Stage2() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := newLogger(console(), false)
+	s := &stage2{ctx: ctx}
+	// Ctrl-Alt-Del sends SIGINT to init instead of resetting at once.
+	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGCHLD)
+	if err := runPhases(ctx, log, s.phases()); err != nil {
+		fatal(log, err)
+	}
+	debug := s.cfg.Debug.Console || s.args[boot.ArgDebug] == "1"
+	if debug {
+		go debugConsole(log, s)
+	}
+	ip := "none"
+	if s.net != nil {
+		ip = s.net.FirstIP()
+	}
+	fmt.Fprintf(console(), "cairn: ready slot=%s ip=%s hostname=%s version=%s debug=%t\n", s.args[boot.ArgSlot], ip, s.hostname, s.info.Version, debug)
+	for sig := range sigs {
+		switch sig {
+		case unix.SIGCHLD:
+			reap()
+		case unix.SIGTERM, unix.SIGUSR2:
+			s.shutdown(log, cancel, unix.LINUX_REBOOT_CMD_POWER_OFF)
+		case unix.SIGINT, unix.SIGUSR1:
+			s.shutdown(log, cancel, unix.LINUX_REBOOT_CMD_RESTART)
+		}
+	}
+}
+
+// reap collects exited children that nobody waits for.
+func reap() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+		supervisedExit(pid, ws)
+	}
+}
+
+func (s *stage2) shutdown(log *slog.Logger, cancel context.CancelFunc, how int) {
+	log.Info("shutting down")
+	for _, svc := range s.services {
+		svc.Stop(10 * time.Second)
+	}
+	cancel()
+	if err := clock.Save(); err != nil {
+		log.Warn("saving the time", "err", err)
+	}
+	unix.Sync()
+	for _, m := range []string{"/var", "/etc"} {
+		if err := unix.Unmount(m, 0); err != nil {
+			unix.Mount("", m, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		}
+	}
+	unix.Sync()
+	log.Info("goodbye")
+	unix.Reboot(how)
+	select {}
+}

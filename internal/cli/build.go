@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/image/apt"
+	"github.com/cairn-os/cairn/image/build"
+	"github.com/cairn-os/cairn/internal/progress"
+	"github.com/spf13/cobra"
+)
+
+func buildCmd(logger func() *slog.Logger) *cobra.Command {
+	var board, config, output, binDir, cache, debs string
+	var offline bool
+	c := &cobra.Command{
+		Use:   "build",
+		Short: "Build a bootable disk image for a board from a node config",
+		Long: `Build a bootable disk image: A/B slots with the kernel, initramfs and a
+read-only root, ready to flash (dd, or cairn vm to boot it in QEMU). The data
+partition is created on first boot in the rest of the card or disk.
+
+SOURCE_DATE_EPOCH fixes every timestamp (and the device's clock floor);
+without it the build uses the start of the current UTC day, so builds on one
+day are bit-for-bit identical.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := logger()
+			p, err := boards.Get(board)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			raw, name := configs.Default(), configs.DefaultName
+			if config != "" {
+				if raw, err = os.ReadFile(config); err != nil {
+					return &ExitError{Code: 2, Err: fmt.Errorf("read config: %w", err)}
+				}
+				name = config
+			}
+			cfg, warns, err := configs.Parse(name, raw)
+			for _, w := range warns {
+				log.Warn(w.String())
+			}
+			if err != nil {
+				return err
+			}
+			if output == "" {
+				output = filepath.Join("out", p.Name+".img")
+			}
+			if err := os.MkdirAll(filepath.Dir(output), 0o755); err != nil {
+				return fmt.Errorf("%w: %v", build.ErrOutput, err)
+			}
+			epoch, err := sourceDateEpoch()
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			if binDir == "" {
+				binDir = defaultBinDir()
+			}
+			start := time.Now()
+			res, err := build.Build(cmd.Context(), build.Options{
+				Board: p, Config: cfg, ConfigRaw: raw, Output: output, BinDir: binDir,
+				Cache: cache, Offline: offline, Debs: debs, Epoch: epoch, Version: Version,
+				Log: log, Progress: cmd.ErrOrStderr(),
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), summary(res, p, time.Since(start)))
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&board, "board", "b", "qemu-arm64", "board profile (see `cairn boards`)")
+	f.StringVarP(&config, "config", "c", "", "node config file (default: the built-in default)")
+	f.StringVarP(&output, "output", "o", "", "image file to write (default: out/BOARD.img)")
+	f.StringVar(&binDir, "bin-dir", "", "folder with linux-ARCH/init and linux-ARCH/cairnd (default: beside the cairn binary)")
+	f.StringVar(&cache, "cache", apt.DefaultCache(), "package cache folder")
+	f.BoolVar(&offline, "offline", false, "use only cached indexes and packages; no network")
+	f.StringVar(&debs, "debs", "", "build from this folder of .deb files instead of repositories")
+	return c
+}
+
+func sourceDateEpoch() (time.Time, error) {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a count of seconds since 1970", s)
+		}
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Now().UTC().Truncate(24 * time.Hour), nil
+}
+
+// defaultBinDir is the folder of the running cairn binary when it holds the
+// device binaries (make build puts them side by side), else ./bin.
+func defaultBinDir() string {
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Dir(exe)
+		if m, _ := filepath.Glob(filepath.Join(dir, "linux-*", "init")); len(m) > 0 {
+			return dir
+		}
+	}
+	return "bin"
+}
+
+func summary(r *build.Result, p *boards.Profile, took time.Duration) string {
+	var parts []string
+	for _, pt := range r.Partitions {
+		pct := 0
+		if pt.Size > 0 {
+			pct = int(100 * pt.Used / pt.Size)
+		}
+		parts = append(parts, fmt.Sprintf("%d %s %s (%d%% used)", pt.Num, pt.Name, progress.Size(pt.Size), pct))
+	}
+	return fmt.Sprintf("%s: %s %s image for %s, kernel %s, in %.1fs; partitions: %s; data: created on first boot in the rest of the disk",
+		r.Output, progress.Size(r.Size), p.Layout.Table, p.Name, r.Kernel, took.Seconds(), strings.Join(parts, ", "))
+}

@@ -1,0 +1,84 @@
+// Package cli is the cairn command line. Run is the whole program; the main
+// package only calls it, so tests drive the CLI in-process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/cairn-os/cairn/configs"
+	"github.com/spf13/cobra"
+)
+
+// Version is stamped at build time with -ldflags -X.
+var Version = "dev"
+
+// ExitError carries a process exit code.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Code maps an error from Run to the process exit code: 2 for bad input
+// (config, flags), 1 for everything else.
+func Code(err error) int {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if errors.Is(err, configs.ErrInvalid) {
+		return 2
+	}
+	return 1
+}
+
+// Run executes the cairn command line.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := &cobra.Command{
+		Use:           "cairn",
+		Short:         "Build immutable edge OS images with a baked-in Kubernetes node",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	verbose := root.PersistentFlags().BoolP("verbose", "v", false, "log details")
+	logger := func() *slog.Logger {
+		level := slog.LevelInfo
+		if *verbose {
+			level = slog.LevelDebug
+		}
+		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}))
+	}
+	root.AddCommand(buildCmd(logger), boardsCmd(), configCmd(), vmCmd(logger))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &ExitError{Code: 2, Err: fmt.Errorf("%w; see `%s --help`", err, c.CommandPath())}
+	})
+	err := root.ExecuteContext(ctx)
+	if err != nil && !errors.As(err, new(*ExitError)) && isUsage(err) {
+		return &ExitError{Code: 2, Err: err}
+	}
+	return err
+}
+
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 {
+		return slog.Attr{}
+	}
+	return a
+}
+
+func isUsage(err error) bool {
+	var ue usageError
+	return errors.As(err, &ue)
+}
+
+type usageError struct{ error }

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian packages Cairn's build, VM and tests use, when missing.
+# As root it uses apt-get; otherwise it names what to install.
+set -eu
+need=""
+check() { # command package
+	command -v "$1" >/dev/null 2>&1 || need="$need $2"
+}
+check qemu-system-aarch64 qemu-system-arm
+check qemu-system-x86_64 qemu-system-x86
+check unsquashfs squashfs-tools
+check fsck.vfat dosfstools
+check mcopy mtools
+check sfdisk fdisk
+check sgdisk gdisk
+check cpio cpio
+check e2fsck e2fsprogs
+[ -e /usr/share/AAVMF/AAVMF_CODE.fd ] || need="$need qemu-efi-aarch64"
+[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || [ -e /usr/share/OVMF/OVMF_CODE.fd ] || need="$need ovmf"
+[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need="$need debian-archive-keyring"
+command -v go >/dev/null 2>&1 || { echo "Go is missing: install Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1; }
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "installing:$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $need >/dev/null
+else
+	echo "missing packages:$need (install them with: sudo apt-get install$need)" >&2
+	exit 1
+fi

@@ -173,6 +173,7 @@ func (d *Disk) gptData(f *os.File, num int, size, minBytes int64) (bool, bool, e
 		t.Partitions = append(t.Partitions, data)
 	}
 	data.End, data.Size = end, (end-start+1)*512
+	t.ProtectiveMBR = true
 	// Writing the table also moves the backup GPT to the new end of the disk.
 	if err := t.Write(f, size); err != nil {
 		return false, false, fmt.Errorf("write GPT: %w", err)

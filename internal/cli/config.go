@@ -58,4 +58,3 @@ func configCmd() *cobra.Command {
 	})
 	return c
 }
-

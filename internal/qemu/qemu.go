@@ -29,9 +29,9 @@ type Options struct {
 	Net     string   // extra -netdev user options, e.g. "dns=10.0.2.3"
 	// Direct boot (Raspberry Pi machine): kernel, initramfs, device tree, command line.
 	Kernel, Initrd, DTB, Append string
-	Console io.Writer // a copy of the serial console; nil for none
-	Stdin   bool      // connect the console input (interactive use)
-	SMP     int
+	Console                     io.Writer // a copy of the serial console; nil for none
+	Stdin                       bool      // connect the console input (interactive use)
+	SMP                         int
 }
 
 // VM is a running QEMU.
@@ -282,12 +282,18 @@ func (v *VM) Run(command string, timeout time.Duration) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := v.Output()[from : end-len("cairn-debug: end")]
-	// Drop the echo of the command itself.
-	if i := strings.Index(out, command); i >= 0 {
-		out = out[i+len(command):]
+	out := strings.ReplaceAll(v.Output()[from:end-len("cairn-debug: end")], "\r", "")
+	// Drop the terminal's echo of the command itself.
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimSpace(l) != command && l != "" {
+			lines = append(lines, l)
+		}
 	}
-	return strings.TrimLeft(strings.ReplaceAll(out, "\r", ""), "\n"), nil
+	if len(lines) == 0 {
+		return "", nil
+	}
+	return strings.Join(lines, "\n") + "\n", nil
 }
 
 // Since is the time since QEMU started.

@@ -1,0 +1,187 @@
+package vmtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/internal/cli"
+)
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// deviceBinaries builds init and cairnd for both architectures once per
+// test run (the Go build cache makes this fast after the first time).
+func deviceBinaries(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "cairn-bin-*")
+		if binErr != nil {
+			return
+		}
+		for _, arch := range []string{"arm64", "amd64"} {
+			for _, prog := range []string{"init", "cairnd"} {
+				cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(binDir, "linux-"+arch, prog), "../../cmd/"+prog)
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					binErr = fmt.Errorf("build %s/%s: %v\n%s", arch, prog, err, out)
+					return
+				}
+			}
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binDir
+}
+
+// cairn runs the CLI in-process.
+func cairn(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := cli.Run(context.Background(), args, &out, &errb)
+	return out.String() + errb.String(), err
+}
+
+// buildImage builds an image for board from a config text.
+func buildImage(t *testing.T, board, config, dir string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, board+".yaml")
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, board+".img")
+	t.Setenv("SOURCE_DATE_EPOCH", "1780000000")
+	out, err := cairn(t, "build", "--board", board, "--config", cfg, "--output", img, "--bin-dir", deviceBinaries(t))
+	if err != nil {
+		t.Fatalf("cairn build --board %s: %v\n%s", board, err, out)
+	}
+	t.Logf("%s", out)
+	return img
+}
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: run `make deps` (the tests install their tools through it)", tool)
+		}
+	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+type sfPart struct {
+	Node  string `json:"node"`
+	Start int64  `json:"start"`
+	Size  int64  `json:"size"`
+	Type  string `json:"type"`
+	Name  string `json:"name"`
+}
+
+// partitions reads an image's table with sfdisk.
+func partitions(t *testing.T, img string) (string, []sfPart) {
+	var doc struct {
+		Table struct {
+			Label      string   `json:"label"`
+			ID         string   `json:"id"`
+			Partitions []sfPart `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	raw, err := exec.Command("sfdisk", "--json", img).Output()
+	if err != nil {
+		t.Fatalf("sfdisk --json: %v", err)
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Table.Label, doc.Table.Partitions
+}
+
+// extract copies a partition out of an image into its own file.
+func extract(t *testing.T, img string, p sfPart) string {
+	t.Helper()
+	in, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out := filepath.Join(t.TempDir(), filepath.Base(p.Node)+".part")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, p.Size*512)
+	if _, err := in.ReadAt(buf, p.Start*512); err != nil {
+		t.Fatal(err)
+	}
+	f.Write(buf)
+	return out
+}
+
+// ntpServer answers NTP requests on loopback with a fixed time, so a guest
+// that sets its clock from it shows that time.
+func ntpServer(t *testing.T, now time.Time) string {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 128)
+		for {
+			n, addr, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < 48 {
+				continue
+			}
+			resp := make([]byte, 48)
+			resp[0] = 0<<6 | 4<<3 | 4 // no leap warning, version 4, server
+			resp[1] = 1               // stratum 1
+			resp[2] = 4
+			resp[3] = 0xEC
+			binary.BigEndian.PutUint32(resp[8:], 1<<10) // root dispersion ~ 15 ms
+			copy(resp[12:], "CRN\x00")
+			ts := func(at int, tm time.Time) {
+				secs := uint64(tm.Unix() + 2208988800)
+				frac := uint64(tm.Nanosecond()) << 32 / 1e9
+				binary.BigEndian.PutUint32(resp[at:], uint32(secs))
+				binary.BigEndian.PutUint32(resp[at+4:], uint32(frac))
+			}
+			ts(16, now.Add(-time.Second))
+			copy(resp[24:32], buf[40:48])
+			ts(32, now)
+			ts(40, now)
+			conn.WriteTo(resp, addr)
+		}
+	}()
+	return conn.LocalAddr().String()
+}
+
+func hostArchIs(arch string) bool { return runtime.GOARCH == arch }

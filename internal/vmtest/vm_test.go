@@ -1,0 +1,151 @@
+package vmtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/internal/qemu"
+)
+
+const bootTimeout = 6 * time.Minute
+
+// bootUntilReady starts the VM and waits for init's ready line.
+func bootUntilReady(t *testing.T, board *boards.Profile, img string) *qemu.VM {
+	t.Helper()
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vm.Kill)
+	at, err := vm.WaitFor("cairn: ready", 0, bootTimeout)
+	if err == nil {
+		// The whole line, and the debug console's greeting after it.
+		_, err = vm.WaitFor("cairn-debug: commands", at, time.Minute)
+	}
+	if err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
+	}
+	t.Logf("ready after %s", vm.Since().Round(time.Second))
+	return vm
+}
+
+func mustRun(t *testing.T, vm *qemu.VM, cmd string) string {
+	t.Helper()
+	out, err := vm.Run(cmd, time.Minute)
+	if err != nil {
+		t.Fatalf("%s: %v\nconsole:\n%s", cmd, err, vm.Output())
+	}
+	return out
+}
+
+// TestQEMUArm64 boots the qemu-arm64 image twice (a power cut between) and
+// checks what only a boot proves: DHCP, host name, NTP time, files, the data
+// partition created, grown and kept, and the root read-only. Then it checks
+// the data partition the VM made with e2fsck.
+func TestQEMUArm64(t *testing.T) {
+	need(t, "qemu-system-aarch64", "e2fsck", "sgdisk", "sfdisk")
+	ntpTime := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+	_, port, _ := net.SplitHostPort(ntpServer(t, ntpTime))
+	config := fmt.Sprintf(`apiVersion: cairn.dev/v1alpha1
+kind: Node
+hostname: vmtest
+time:
+  ntp: ["10.0.2.2:%s"]
+files:
+  - path: /etc/motd
+    content: hello from the files section
+  - path: /var/lib/site/id
+    content: site-42
+    mode: "0600"
+debug:
+  console: true
+`, port)
+	dir := t.TempDir()
+	img := buildImage(t, "qemu-arm64", config, dir)
+	const disk = 1536 << 20 // a "card" larger than the image
+	if err := os.Truncate(img, disk); err != nil {
+		t.Fatal(err)
+	}
+	board, _ := boards.Get("qemu-arm64")
+
+	vm := bootUntilReady(t, board, img)
+	out := vm.Output()
+	for _, want := range []string{
+		"cairn: network: DHCP lease iface=eth0 addr=10.0.2.15",
+		"cairn: hostname: hostname set hostname=vmtest",
+		"cairn: time: time synchronised server=10.0.2.2:" + port,
+		"cairn: data: first boot: formatting the data partition dev=/dev/vda4",
+		"created=true",
+		"cairn: ready slot=a ip=10.0.2.15 hostname=vmtest",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	if _, err := vm.WaitFor("cairnd: role node", 0, time.Minute); err != nil {
+		t.Errorf("supervised cairnd: %v", err)
+	}
+	if got := mustRun(t, vm, "hostname"); strings.TrimSpace(got) != "vmtest" {
+		t.Errorf("hostname %q", got)
+	}
+	if got := mustRun(t, vm, "cat /etc/motd"); !strings.Contains(got, "hello from the files section") {
+		t.Errorf("/etc/motd: %q", got)
+	}
+	if got := mustRun(t, vm, "date"); !strings.HasPrefix(strings.TrimSpace(got), "2031-03-04T05:0") {
+		t.Errorf("guest time %q, want the NTP server's 2031-03-04T05:06", got)
+	}
+	mounts := mustRun(t, vm, "mounts")
+	if !regexp.MustCompile(`/dev/vda2 / squashfs ro[, ]`).MatchString(mounts) {
+		t.Errorf("root is not the read-only squashfs on vda2:\n%s", mounts)
+	}
+	if !regexp.MustCompile(`/dev/vda4 /var ext4 rw[, ]`).MatchString(mounts) {
+		t.Errorf("data partition is not on /var:\n%s", mounts)
+	}
+	df := mustRun(t, vm, "df /var")
+	m := regexp.MustCompile(`size=(\d+)`).FindStringSubmatch(df)
+	if m == nil {
+		t.Fatalf("df: %q", df)
+	}
+	size, _ := strconv.ParseInt(m[1], 10, 64)
+	// The slots end at 641 MiB; the data partition takes the rest of 1.5 GiB.
+	if size < 800<<20 {
+		t.Errorf("data filesystem is %d MiB: not grown to the end of the disk", size>>20)
+	}
+
+	// Power cut, then boot again: the data partition and what was on it stay.
+	vm.Kill()
+	vm = bootUntilReady(t, board, img)
+	out = vm.Output()
+	if strings.Contains(out, "first boot") || !strings.Contains(out, "created=false") {
+		t.Errorf("second boot formatted the data partition again:\n%s", out)
+	}
+	if got := mustRun(t, vm, "cat /var/lib/cairn/clock"); !regexp.MustCompile(`(?m)^19\d{8}$`).MatchString(got) {
+		t.Errorf("time saved by the first boot is gone: %q", got)
+	}
+	if got := mustRun(t, vm, "ls /var/lib/site"); !strings.Contains(got, "-rw------- 7 id") {
+		t.Errorf("/var/lib/site: %q", got)
+	}
+	vm.Kill()
+
+	// The real tools accept what the VM wrote.
+	label, parts := partitions(t, img)
+	if label != "gpt" || len(parts) != 4 || parts[3].Name != "cairn-data" {
+		t.Fatalf("after boot: %s %+v", label, parts)
+	}
+	if end := (parts[3].Start + parts[3].Size) * 512; end < disk-2<<20 {
+		t.Errorf("data partition ends at %d MiB of %d", end>>20, disk>>20)
+	}
+	run(t, "sgdisk", "-v", img)
+	data := extract(t, img, parts[3])
+	if out, err := exec.Command("e2fsck", "-fn", data).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn on the data partition: %v\n%s", err, out)
+	}
+}

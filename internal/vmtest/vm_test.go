@@ -149,3 +149,40 @@ debug:
 		t.Errorf("e2fsck -fn on the data partition: %v\n%s", err, out)
 	}
 }
+
+// TestQEMUArm64Static boots a config with a static address, gateway,
+// resolvers and search domain, and no DHCP.
+func TestQEMUArm64Static(t *testing.T) {
+	need(t, "qemu-system-aarch64")
+	config := `apiVersion: cairn.dev/v1alpha1
+kind: Node
+hostname: rack-07
+network:
+  interfaces:
+    - name: eth0
+      addresses: [10.0.2.15/24]
+      gateway4: 10.0.2.2
+  dns:
+    servers: [10.0.2.3]
+    search: [rack.example]
+debug:
+  console: true
+`
+	img := buildImage(t, "qemu-arm64", config, t.TempDir())
+	if err := os.Truncate(img, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	board, _ := boards.Get("qemu-arm64")
+	vm := bootUntilReady(t, board, img)
+	out := vm.Output()
+	if !strings.Contains(out, "cairn: network: static address iface=eth0 addr=10.0.2.15/24") || strings.Contains(out, "DHCP lease") {
+		t.Errorf("network came up other than statically:\n%s", out)
+	}
+	if ip := mustRun(t, vm, "ip"); !strings.Contains(ip, "eth0") || !strings.Contains(ip, "10.0.2.15/24") {
+		t.Errorf("ip: %q", ip)
+	}
+	rc := mustRun(t, vm, "cat /etc/resolv.conf")
+	if !strings.Contains(rc, "nameserver 10.0.2.3") || !strings.Contains(rc, "search rack.example") {
+		t.Errorf("resolv.conf: %q", rc)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/cairn-os/cairn/boards"
@@ -194,7 +195,7 @@ func (b *builder) sources() ([]apt.Source, error) {
 			}
 			for _, u := range r.URIs {
 				for _, s := range r.Suites {
-					srcs = append(srcs, apt.Source{URI: trimRight(u), Suite: s, Components: comps, Keyring: key})
+					srcs = append(srcs, apt.Source{URI: strings.TrimRight(u, "/"), Suite: s, Components: comps, Keyring: key})
 				}
 			}
 		}
@@ -213,13 +214,6 @@ func (b *builder) sources() ([]apt.Source, error) {
 		extra = append(extra, "non-free-firmware")
 	}
 	return apt.WithComponents(srcs, extra), nil
-}
-
-func trimRight(u string) string {
-	for len(u) > 0 && u[len(u)-1] == '/' {
-		u = u[:len(u)-1]
-	}
-	return u
 }
 
 // userlandPackages are the C tools init shells out to.

@@ -92,7 +92,7 @@ func loadAll(log *slog.Logger, root string) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return loadModules(log, root, names)
+	return deps.load(log, names)
 }
 
 // modDeps is modules.dep: module name -> its file and the files it needs.
@@ -134,6 +134,10 @@ func loadModules(log *slog.Logger, root string, names []string) error {
 	if err != nil {
 		return err
 	}
+	return d.load(log, names)
+}
+
+func (d *modDeps) load(log *slog.Logger, names []string) error {
 	builtin, _ := os.ReadFile(filepath.Join(d.dir, "modules.builtin"))
 	isBuiltin := map[string]bool{}
 	for _, l := range strings.Fields(string(builtin)) {

@@ -308,14 +308,16 @@ func Stage2() {
 		fatal(log, err)
 	}
 	debug := s.cfg.Debug.Console || s.args[boot.ArgDebug] == "1"
-	if debug {
-		go debugConsole(log, s)
-	}
 	ip := "none"
 	if s.net != nil {
 		ip = s.net.FirstIP()
 	}
 	fmt.Fprintf(console(), "cairn: ready slot=%s ip=%s hostname=%s version=%s debug=%t\n", s.args[boot.ArgSlot], ip, s.hostname, s.info.Version, debug)
+	// The debug console starts only after the ready line, so its greeting
+	// always follows it on the console.
+	if debug {
+		go debugConsole(log, s)
+	}
 	for sig := range sigs {
 		switch sig {
 		case unix.SIGCHLD:

@@ -18,3 +18,11 @@ const (
 	ConfigPath = "/usr/lib/cairn/config.yaml"
 	InfoPath   = "/usr/lib/cairn/build.json"
 )
+
+// CardConfig is the config a user may put on the first (FAT) partition after
+// flashing, from any OS; its sections replace the baked-in config's. Stage 1
+// copies it to CardConfigCopy, where stage 2 reads it.
+const (
+	CardConfig     = "cairn.yaml"
+	CardConfigCopy = "/run/cairn/boot-partition/cairn.yaml"
+)

@@ -55,6 +55,7 @@ type Config struct {
 	Node
 	File string
 	pos  map[string]Pos
+	from map[string]string // top-level key → file, for sections laid over File
 }
 
 // PosOf returns where path was written, or the closest enclosing field.

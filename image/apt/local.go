@@ -9,9 +9,11 @@ import (
 	"github.com/cairn-os/cairn/image/deb"
 )
 
-// LocalIndex indexes a folder of .deb files for air-gapped builds. Their
-// integrity is the operator's to vouch for: no signature covers them.
-func LocalIndex(dir string) (*Index, error) {
+// LocalIndex indexes the .deb files for arch (and arch "all") in a folder,
+// for air-gapped builds; a folder may hold packages of several
+// architectures. Their integrity is the operator's to vouch for: no
+// signature covers them.
+func LocalIndex(dir, arch string) (*Index, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.deb"))
 	if err != nil {
 		return nil, err
@@ -26,6 +28,9 @@ func LocalIndex(dir string) (*Index, error) {
 		if err != nil {
 			return nil, err
 		}
+		if a := c["Architecture"]; a != arch && a != "all" {
+			continue
+		}
 		st, err := os.Stat(f)
 		if err != nil {
 			return nil, err
@@ -35,6 +40,9 @@ func LocalIndex(dir string) (*Index, error) {
 			Depends: c["Depends"], PreDepends: c["Pre-Depends"], Provides: c["Provides"],
 			Size: st.Size(), Local: f, Filename: filepath.Base(f),
 		})
+	}
+	if len(ix.byName) == 0 {
+		return nil, fmt.Errorf("%s holds no .deb files for %s; put the %s kernel, firmware and userland packages there", dir, arch, arch)
 	}
 	ix.sort()
 	return ix, nil

@@ -104,24 +104,40 @@ func (b *builder) assemble(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
 	}
 	res := &Result{Output: b.o.Output, Size: total, Kernel: b.kernel.Version}
+	var bar *progress.Bar
+	if b.o.Progress != nil {
+		content := bootTree.Size()
+		for _, part := range layout[1:] {
+			if t := slotTrees[part.num]; t != nil {
+				content += t.Size()
+			} else {
+				content += sqSize
+			}
+		}
+		bar = progress.New(b.o.Progress, "writing partitions", content)
+	}
+	out := bar.WriterAt(tmp)
 	for _, part := range layout {
 		info := PartInfo{Num: part.num, Name: part.name, Size: part.size}
 		switch {
 		case part.num == boot.PartBoot:
-			info.Used, err = b.writeFAT(tmp, part, bootTree, "CAIRN-BOOT")
+			info.Used, err = b.writeFAT(out, part, bootTree, "CAIRN-BOOT")
 		case p.Family == boards.FamilyUEFI:
 			if sqSize > part.size {
 				return nil, fmt.Errorf("%w: the root filesystem is %d MiB and slot partitions are %d MiB; raise slotMiB in the board profile", ErrTooSmall, sqSize/mib, part.size/mib)
 			}
-			info.Used, err = sqSize, copyInto(tmp, part.start, sqPath)
+			info.Used, err = sqSize, copyInto(out, part.start, sqPath)
 		default:
 			label := "CAIRN-" + strings.ToUpper(slotOf(part.num))
-			info.Used, err = b.writeFAT(tmp, part, slotTrees[part.num], label)
+			info.Used, err = b.writeFAT(out, part, slotTrees[part.num], label)
 		}
 		if err != nil {
 			return nil, err
 		}
 		res.Partitions = append(res.Partitions, info)
+	}
+	if bar != nil {
+		bar.Done()
 	}
 	if err := b.writeTable(tmp, layout, total, disk); err != nil {
 		return nil, err
@@ -186,7 +202,7 @@ func (b *builder) partitions() []part {
 	return []part{boot1, a, bb}
 }
 
-func (b *builder) writeFAT(f *os.File, p part, t *fstree.Tree, label string) (int64, error) {
+func (b *builder) writeFAT(f io.WriterAt, p part, t *fstree.Tree, label string) (int64, error) {
 	err := fat.Write(io.NewOffsetWriter(f, p.start), t, fat.Options{
 		Size: p.size, Label: label, VolumeID: b.volumeID(label), HiddenSecs: uint32(p.start / sectorSize), ModTime: b.o.Epoch,
 	})
@@ -196,7 +212,7 @@ func (b *builder) writeFAT(f *os.File, p part, t *fstree.Tree, label string) (in
 	return t.Size(), err
 }
 
-func copyInto(f *os.File, at int64, src string) error {
+func copyInto(f io.WriterAt, at int64, src string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -133,7 +133,7 @@ func (b *builder) packages(ctx context.Context) error {
 	var ix *apt.Index
 	var err error
 	if b.o.Debs != "" {
-		ix, err = apt.LocalIndex(b.o.Debs)
+		ix, err = apt.LocalIndex(b.o.Debs, b.arch)
 	} else {
 		client.Sources, err = b.sources()
 		if err != nil {

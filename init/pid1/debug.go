@@ -14,8 +14,9 @@ import (
 )
 
 // debugConsole answers a few read-only commands on the serial console, for
-// people at the console and for the VM tests. Each answer ends with a line
-// "cairn-debug: end" so a reader knows where it stops.
+// people at the console and for the VM tests. Each answer stands between the
+// lines "cairn-debug: begin" and "cairn-debug: end", so a reader can tell it
+// from the terminal's echo and from log lines.
 func debugConsole(log *slog.Logger, s *stage2) {
 	in, err := os.Open("/dev/console")
 	if err != nil {
@@ -30,6 +31,7 @@ func debugConsole(log *slog.Logger, s *stage2) {
 		if len(f) == 0 {
 			continue
 		}
+		fmt.Fprintln(out, "cairn-debug: begin")
 		answer(out, s, f)
 		fmt.Fprintln(out, "cairn-debug: end")
 	}

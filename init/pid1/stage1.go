@@ -3,7 +3,9 @@ package pid1
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -60,6 +62,7 @@ func (s *stage1) phases() []Phase {
 		{"cmdline", s.cmdline, Reboot},
 		{"modules", func(ctx context.Context, log *slog.Logger) error { return loadAll(log, "") }, Continue},
 		{"disk", s.findDisk, Reboot},
+		{"card config", s.cardConfig, Continue},
 		{"root", s.mountRoot, Reboot},
 		{"data", s.data, Reboot},
 	}
@@ -206,6 +209,33 @@ func (s *stage1) findDisk(ctx context.Context, log *slog.Logger) error {
 	}
 }
 
+// cardConfig copies cairn.yaml from the first partition, if a user put one
+// there, for stage 2 to lay over the baked-in config. The partition is
+// mounted read-only and only for the copy.
+func (s *stage1) cardConfig(ctx context.Context, log *slog.Logger) error {
+	dir := "/run/cairn/boot-partition/mnt"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	part := s.disk.Part(boot.PartBoot)
+	if err := unix.Mount(part, dir, "vfat", unix.MS_RDONLY|unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, "utf8"); err != nil {
+		return fmt.Errorf("mount the boot partition %s: %w", part, err)
+	}
+	defer unix.Unmount(dir, 0)
+	data, err := os.ReadFile(filepath.Join(dir, boot.CardConfig))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(boot.CardConfigCopy, data, 0o600); err != nil {
+		return err
+	}
+	log.Info("found "+boot.CardConfig+" on the boot partition", "bytes", len(data))
+	return nil
+}
+
 var squashfsMagic = []byte("hsqs")
 
 func (s *stage1) mountRoot(ctx context.Context, log *slog.Logger) error {
@@ -262,7 +292,11 @@ func loopAttach(file string) (string, error) {
 	if err := unix.IoctlSetInt(int(lf.Fd()), unix.LOOP_SET_FD, int(bf.Fd())); err != nil {
 		return "", fmt.Errorf("attach %s to %s: %w", file, dev, err)
 	}
-	info := unix.LoopInfo64{Flags: unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR}
+	// No LO_FLAGS_AUTOCLEAR: it would detach the file as soon as lf closes,
+	// before anything mounts the device. The root stays attached for good.
+	// The device is read-only because the file is open read-only.
+	var info unix.LoopInfo64
+	copy(info.File_name[:], file)
 	if err := unix.IoctlLoopSetStatus64(int(lf.Fd()), &info); err != nil {
 		return "", err
 	}

@@ -123,6 +123,24 @@ func (s *stage2) loadConfig(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	s.cfg = cfg
+	if card, err := os.ReadFile(boot.CardConfigCopy); err == nil {
+		// A bad edit on the card must not cost the node its network: say
+		// what is wrong and boot with the baked-in config.
+		name := boot.CardConfig + " on the boot partition"
+		layered, warns, err := configs.Layer(cfg, name, card)
+		for _, w := range warns {
+			log.Warn(w.String())
+		}
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				log.Error(line)
+			}
+			log.Error("not using " + name + "; booting with the config baked into the image. Fix it with `cairn config validate` and put it back on the card")
+		} else {
+			s.cfg = layered
+			log.Info("using "+name, "sections", strings.Join(layered.Sections(name), ","))
+		}
+	}
 	log.Info("Cairn", "version", s.info.Version, "board", s.info.Board, "kernel", s.info.Kernel, "slot", s.args[boot.ArgSlot])
 	return nil
 }

@@ -31,6 +31,16 @@ func TestConfigValidateExitCodes(t *testing.T) {
 	if _, err := run("config", "validate", filepath.Join(dir, "missing.yaml")); Code(err) != 2 {
 		t.Fatalf("missing file: code %d (%v)", Code(err), err)
 	}
+	// A card's cairn.yaml laid over the image's config.
+	card := filepath.Join(dir, "cairn.yaml")
+	os.WriteFile(card, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: agent\n"), 0o644)
+	if out, err := run("config", "validate", "--base", good, card); Code(err) != 2 || !strings.Contains(out, "cairn.yaml:4:") {
+		t.Fatalf("layered: code %d, %q", Code(err), out)
+	}
+	os.WriteFile(card, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: edge-1\n"), 0o644)
+	if out, err := run("config", "validate", "--base", good, card); err != nil || !strings.Contains(out, "cairn.yaml: valid") {
+		t.Fatalf("layered good: %v %s", err, out)
+	}
 	if _, err := run("build", "--no-such-flag"); Code(err) != 2 {
 		t.Fatalf("bad flag: code %d", Code(err))
 	}

@@ -100,3 +100,23 @@ func Size(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
+
+// WriterAt counts what is written through w on the bar. A nil bar counts
+// nothing and returns w.
+func (b *Bar) WriterAt(w io.WriterAt) io.WriterAt {
+	if b == nil {
+		return w
+	}
+	return &writerAt{w: w, b: b}
+}
+
+type writerAt struct {
+	w io.WriterAt
+	b *Bar
+}
+
+func (w *writerAt) WriteAt(p []byte, off int64) (int, error) {
+	n, err := w.w.WriteAt(p, off)
+	w.b.Add(int64(n))
+	return n, err
+}

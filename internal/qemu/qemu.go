@@ -283,10 +283,13 @@ func (v *VM) Run(command string, timeout time.Duration) (string, error) {
 		return "", err
 	}
 	out := strings.ReplaceAll(v.Output()[from:end-len("cairn-debug: end")], "\r", "")
-	// Drop the terminal's echo of the command itself.
+	if i := strings.LastIndex(out, "cairn-debug: begin\n"); i >= 0 {
+		out = out[i+len("cairn-debug: begin\n"):]
+	}
+	// Drop init's log lines, which may come between the answer's lines.
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
-		if strings.TrimSpace(l) != command && l != "" {
+		if l != "" && !strings.HasPrefix(l, "cairn: ") {
 			lines = append(lines, l)
 		}
 	}

@@ -2,11 +2,19 @@ package vmtest
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/image/apt"
+	"github.com/cairn-os/cairn/image/build"
 )
 
 const plainConfig = "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: artifact\n"
@@ -133,6 +141,81 @@ func TestBadInput(t *testing.T) {
 		leftovers, _ := filepath.Glob(filepath.Join(dir, ".*"))
 		if len(leftovers) > 0 {
 			t.Errorf("%v left temporary files: %v", tc.args, leftovers)
+		}
+	}
+}
+
+// TestAirGappedBuilds builds the same image three ways — online, --offline
+// from the cache the first build filled, and --debs from a folder of the
+// .deb files alone — and wants the same bytes each time.
+func TestAirGappedBuilds(t *testing.T) {
+	dir := t.TempDir()
+	online, err := os.ReadFile(buildImage(t, "qemu-arm64", plainConfig, filepath.Join(dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "qemu-arm64.yaml")
+	cache := apt.DefaultCache()
+
+	// The folder of .debs: what the online build fetched, copied by hand.
+	debs := filepath.Join(dir, "debs")
+	os.Mkdir(debs, 0o755)
+	cached, _ := filepath.Glob(filepath.Join(cache, "debs", "*.deb"))
+	for _, f := range cached {
+		if err := os.Link(f, filepath.Join(debs, filepath.Base(f))); err != nil {
+			data, _ := os.ReadFile(f)
+			os.WriteFile(filepath.Join(debs, filepath.Base(f)), data, 0o644)
+		}
+	}
+	for _, mode := range [][]string{{"--offline"}, {"--debs", debs}} {
+		out := filepath.Join(dir, "again.img")
+		msg, err := cairn(t, append([]string{"build", "--board", "qemu-arm64", "--config", cfg, "--output", out, "--bin-dir", deviceBinaries(t)}, mode...)...)
+		if err != nil {
+			t.Fatalf("build %v: %v\n%s", mode, err, msg)
+		}
+		again, _ := os.ReadFile(out)
+		if !bytes.Equal(online, again) {
+			t.Errorf("build %v differs from the online build", mode)
+		}
+		os.Remove(out)
+	}
+
+	// Offline with an empty cache: one sentence saying what to do.
+	t.Setenv("CAIRN_CACHE", t.TempDir())
+	msg, err := cairn(t, "build", "--board", "qemu-arm64", "--config", cfg, "--output", filepath.Join(dir, "none.img"), "--bin-dir", deviceBinaries(t), "--offline")
+	if err == nil || !strings.Contains(err.Error()+msg, "run one build online first, or use --debs") {
+		t.Errorf("offline with an empty cache: %v\n%s", err, msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none.img")); err == nil {
+		t.Error("a failed offline build left its output behind")
+	}
+}
+
+// TestSlotTooSmall builds with profiles whose slots cannot hold the root:
+// the error names the partition and the fix, and nothing is left behind.
+func TestSlotTooSmall(t *testing.T) {
+	cfg, _, err := configs.Parse("node.yaml", []byte(plainConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"qemu-arm64", "rpi4"} {
+		board, err := boards.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		small := *board
+		small.Layout.Slot = 4
+		dir := t.TempDir()
+		out := filepath.Join(dir, "small.img")
+		_, err = build.Build(context.Background(), build.Options{
+			Board: &small, Config: cfg, ConfigRaw: []byte(plainConfig), Output: out,
+			BinDir: deviceBinaries(t), Epoch: time.Unix(1780000000, 0), HostRoot: "/",
+		})
+		if !errors.Is(err, build.ErrTooSmall) || !strings.Contains(err.Error(), "raise") || !strings.Contains(err.Error(), "board profile") {
+			t.Errorf("%s with 4 MiB slots: %v", name, err)
+		}
+		if left, _ := os.ReadDir(dir); len(left) > 0 {
+			t.Errorf("%s: left %v behind", name, left)
 		}
 	}
 }

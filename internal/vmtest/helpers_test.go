@@ -185,3 +185,15 @@ func ntpServer(t *testing.T, now time.Time) string {
 }
 
 func hostArchIs(arch string) bool { return runtime.GOARCH == arch }
+
+// onBootPartition writes a file onto the image's first (FAT) partition with
+// mtools, as a user would from any OS after flashing.
+func onBootPartition(t *testing.T, img, name, content string) {
+	t.Helper()
+	_, parts := partitions(t, img)
+	src := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "mcopy", "-o", "-i", fmt.Sprintf("%s@@%d", img, parts[0].Start*512), src, "::"+name)
+}

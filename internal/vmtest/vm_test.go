@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -46,12 +47,20 @@ func mustRun(t *testing.T, vm *qemu.VM, cmd string) string {
 	return out
 }
 
-// TestQEMUArm64 boots the qemu-arm64 image twice (a power cut between) and
-// checks what only a boot proves: DHCP, host name, NTP time, files, the data
-// partition created, grown and kept, and the root read-only. Then it checks
-// the data partition the VM made with e2fsck.
-func TestQEMUArm64(t *testing.T) {
-	need(t, "qemu-system-aarch64", "e2fsck", "sgdisk", "sfdisk")
+// TestQEMUArm64 and TestQEMUAmd64 boot the board's image twice (a power cut
+// between) and check what only a boot proves: DHCP, host name, NTP time,
+// files, the data partition created, grown and kept, and the root read-only.
+// Then they check the data partition the VM made with e2fsck.
+func TestQEMUArm64(t *testing.T) { bootTwice(t, "qemu-arm64") }
+
+func TestQEMUAmd64(t *testing.T) { bootTwice(t, "qemu-amd64") }
+
+func bootTwice(t *testing.T, boardName string) {
+	board, err := boards.Get(boardName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	need(t, board.QEMU.Binary, "e2fsck", "sgdisk", "sfdisk")
 	ntpTime := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
 	_, port, _ := net.SplitHostPort(ntpServer(t, ntpTime))
 	config := fmt.Sprintf(`apiVersion: cairn.dev/v1alpha1
@@ -69,12 +78,11 @@ debug:
   console: true
 `, port)
 	dir := t.TempDir()
-	img := buildImage(t, "qemu-arm64", config, dir)
+	img := buildImage(t, boardName, config, dir)
 	const disk = 1536 << 20 // a "card" larger than the image
 	if err := os.Truncate(img, disk); err != nil {
 		t.Fatal(err)
 	}
-	board, _ := boards.Get("qemu-arm64")
 
 	vm := bootUntilReady(t, board, img)
 	out := vm.Output()
@@ -121,9 +129,21 @@ debug:
 	}
 
 	// Power cut, then boot again: the data partition and what was on it stay.
+	// A broken cairn.yaml put on the boot partition in between is reported
+	// and left out; the node boots with the config baked into the image.
 	vm.Kill()
+	onBootPartition(t, img, "cairn.yaml", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: Bad_Name\n")
 	vm = bootUntilReady(t, board, img)
 	out = vm.Output()
+	for _, want := range []string{
+		`cairn.yaml on the boot partition:3:11: hostname: "Bad_Name" is not a valid host name`,
+		"not using cairn.yaml on the boot partition; booting with the config baked into the image",
+		"cairn: hostname: hostname set hostname=vmtest",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
 	if strings.Contains(out, "first boot") || !strings.Contains(out, "created=false") {
 		t.Errorf("second boot formatted the data partition again:\n%s", out)
 	}
@@ -172,9 +192,20 @@ debug:
 	if err := os.Truncate(img, 1<<30); err != nil {
 		t.Fatal(err)
 	}
+	// The host name edited on the card after flashing wins over the image's.
+	onBootPartition(t, img, "cairn.yaml", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: rack-08\n")
 	board, _ := boards.Get("qemu-arm64")
 	vm := bootUntilReady(t, board, img)
 	out := vm.Output()
+	for _, want := range []string{
+		"cairn: card config: found cairn.yaml on the boot partition",
+		"cairn: config: using cairn.yaml on the boot partition sections=apiVersion,hostname,kind",
+		"cairn: ready slot=a ip=10.0.2.15 hostname=rack-08",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
 	if !strings.Contains(out, "cairn: network: static address iface=eth0 addr=10.0.2.15/24") || strings.Contains(out, "DHCP lease") {
 		t.Errorf("network came up other than statically:\n%s", out)
 	}
@@ -185,4 +216,57 @@ debug:
 	if !strings.Contains(rc, "nameserver 10.0.2.3") || !strings.Contains(rc, "search rack.example") {
 		t.Errorf("resolv.conf: %q", rc)
 	}
+}
+
+// TestRaspi3b boots the rpi3 SD-card image on QEMU's raspi3b machine. QEMU
+// cannot run the Pi firmware, so the kernel, device tree, initramfs and
+// command line come from slot A of the built image, as U-Boot would load
+// them; the image itself is the SD card. The test waits until init has
+// mounted the root from slot A and made the data partition on the card.
+func TestRaspi3b(t *testing.T) {
+	need(t, "qemu-system-aarch64", "mcopy", "sfdisk")
+	dir := t.TempDir()
+	img := buildImage(t, "rpi3", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: pi3\n", dir)
+	// QEMU wants an SD card whose size is a power of two.
+	if err := os.Truncate(img, 2<<30); err != nil {
+		t.Fatal(err)
+	}
+	label, parts := partitions(t, img)
+	if label != "dos" || len(parts) < 3 {
+		t.Fatalf("rpi3 image: %s %+v", label, parts)
+	}
+	slotA := fmt.Sprintf("%s@@%d", img, parts[1].Start*512)
+	for _, f := range []string{"vmlinuz", "initrd.img", "bcm2837-rpi-3-b.dtb", "cmdline.txt"} {
+		run(t, "mcopy", "-n", "-i", slotA, "::"+f, filepath.Join(dir, f))
+	}
+	cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	board, _ := boards.Get("rpi3")
+	vm, err := qemu.Start(qemu.Options{
+		Board: board, Image: img,
+		Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
+		DTB: filepath.Join(dir, "bcm2837-rpi-3-b.dtb"), Append: strings.TrimSpace(string(cmdline)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vm.Kill)
+	// One deadline for the whole boot; each line must follow the one before.
+	deadline := time.Now().Add(bootTimeout)
+	at := 0
+	for _, want := range []string{
+		"cairn: disk: found boot disk dev=/dev/mmcblk0",
+		"cairn: root: root mounted read-only from=/dev/loop0",
+		"cairn: data: first boot: formatting the data partition dev=/dev/mmcblk0p4",
+		"cairn: data: data partition mounted on /var dev=/dev/mmcblk0p4",
+		"cairn: mounts: root is read-only fs=squashfs",
+		"cairn: hostname: hostname set hostname=pi3",
+	} {
+		if at, err = vm.WaitFor(want, at, time.Until(deadline)); err != nil {
+			t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
+		}
+	}
+	t.Logf("root and data mounted from the card after %s", vm.Since().Round(time.Second))
 }

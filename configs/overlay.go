@@ -1,0 +1,87 @@
+package configs
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Layer lays the document in data (a cairn.yaml edited on the card's boot
+// partition, say) over base: every top-level section that the document sets
+// replaces base's whole section; sections it leaves out stay as they were.
+// The document must name apiVersion and kind like any config. The result is
+// validated as a whole; problems name the file each section came from.
+// base is not changed.
+func Layer(base *Config, file string, data []byte) (*Config, []Problem, error) {
+	over, err := Decode(file, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	var missing Problems
+	for _, key := range []string{"apiVersion", "kind"} {
+		if _, ok := over.pos[key]; !ok {
+			missing = append(missing, Problem{File: file, Path: key, Msg: "required in every config file, also one laid over another; set " + key + ": " + map[string]string{"apiVersion": APIVersion, "kind": Kind}[key]})
+		}
+	}
+	if len(missing) > 0 {
+		return nil, nil, missing
+	}
+	c := &Config{Node: base.Node, File: base.File, pos: map[string]Pos{}, from: map[string]string{}}
+	for k, v := range base.pos {
+		c.pos[k] = v
+	}
+	for k, v := range base.from {
+		c.from[k] = v
+	}
+	cv, ov := reflect.ValueOf(&c.Node).Elem(), reflect.ValueOf(&over.Node).Elem()
+	for i := range cv.NumField() {
+		key := yamlName(cv.Type().Field(i))
+		if _, set := over.pos[key]; !set {
+			continue
+		}
+		cv.Field(i).Set(ov.Field(i))
+		for p := range c.pos {
+			if topKey(p) == key {
+				delete(c.pos, p)
+			}
+		}
+		for p, pos := range over.pos {
+			if topKey(p) == key {
+				c.pos[p] = pos
+			}
+		}
+		c.from[key] = file
+	}
+	warns, errs := c.Validate()
+	if len(errs) > 0 {
+		return nil, warns, errs
+	}
+	return c, warns, nil
+}
+
+// Sections lists the top-level keys that file set in c, in order.
+func (c *Config) Sections(file string) []string {
+	var keys []string
+	for k, f := range c.from {
+		if f == file {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// fileOf is the file that path was written in.
+func (c *Config) fileOf(path string) string {
+	if f, ok := c.from[topKey(path)]; ok {
+		return f
+	}
+	return c.File
+}
+
+func topKey(path string) string {
+	if i := strings.IndexAny(path, ".["); i >= 0 {
+		return path[:i]
+	}
+	return path
+}

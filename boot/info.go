@@ -17,6 +17,9 @@ type BuildInfo struct {
 const (
 	ConfigPath = "/usr/lib/cairn/config.yaml"
 	InfoPath   = "/usr/lib/cairn/build.json"
+	// ClusterDir holds the cluster secrets baked into the image: the whole
+	// bundle on servers, only the join token on agents. Files are 0600.
+	ClusterDir = "/usr/lib/cairn/cluster"
 )
 
 // CardConfig is the config a user may put on the first (FAT) partition after

@@ -68,9 +68,10 @@ type File struct {
 
 // Cluster selects and configures the Kubernetes role.
 type Cluster struct {
+	Name      string              `yaml:"name,omitempty" jsonschema_description:"Cluster name. Images of one cluster share its secrets, kept by cairn on the build machine (CAIRN_CLUSTERS, else ~/.config/cairn/clusters/NAME). Default: default."`
 	Role      string              `yaml:"role" jsonschema:"required,enum=server,enum=agent" jsonschema_description:"server (control plane and node) or agent (node that joins a server)."`
 	Server    string              `yaml:"server,omitempty" jsonschema_description:"URL of the server an agent joins (https://host:6443); required for agents."`
-	Token     string              `yaml:"token,omitempty" jsonschema_description:"Join token; the build fills it from the cluster's secrets when empty."`
+	Token     string              `yaml:"token,omitempty" jsonschema_description:"Join token (cairn1.CAHASH.SECRET); it pins the server's CA. Leave it empty and the build fills it from the cluster's secrets; set it for an agent of a cluster whose secrets are on another machine."`
 	Labels    map[string]string   `yaml:"labels,omitempty" jsonschema_description:"Node labels."`
 	Taints    []string            `yaml:"taints,omitempty" jsonschema_description:"Node taints as key=value:Effect or key:Effect."`
 	ExtraArgs map[string][]string `yaml:"extraArgs,omitempty" jsonschema_description:"Extra flags per component (kube-apiserver, kubelet, ...)."`

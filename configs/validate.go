@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-os/cairn/cluster/identity"
 )
 
 var (
@@ -206,7 +208,26 @@ func underWritable(p string) bool {
 	return false
 }
 
+// DefaultCluster is the cluster name when the config gives none.
+const DefaultCluster = "default"
+
+// ClusterName is the config's cluster name or DefaultCluster.
+func (c *Cluster) ClusterName() string {
+	if c.Name == "" {
+		return DefaultCluster
+	}
+	return c.Name
+}
+
 func (k *checker) cluster(c *Cluster) {
+	if c.Name != "" && !hostnameRE.MatchString(c.Name) {
+		k.err("cluster.name", "%q is not a cluster name: use 1 to 63 lower-case letters, digits and '-', not starting or ending with '-'", c.Name)
+	}
+	if c.Token != "" {
+		if _, err := identity.ParseToken(c.Token); err != nil {
+			k.err("cluster.token", "%v", err)
+		}
+	}
 	switch c.Role {
 	case "server", "agent":
 	case "":

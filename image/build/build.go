@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,16 +31,18 @@ type Options struct {
 	Board     *boards.Profile
 	Config    *configs.Config
 	ConfigRaw []byte // the config file as written, baked into the image
-	Output    string
-	BinDir    string // holds linux-ARCH/init and linux-ARCH/cairnd
-	Cache     string
-	Offline   bool
-	Debs      string // folder of .debs instead of repositories
-	HostRoot  string // where to read the host's apt sources; "/" normally
-	Epoch     time.Time
-	Version   string
-	Log       *slog.Logger
-	Progress  io.Writer // progress bars and lines; nil for none
+	// ClusterFiles are baked into boot.ClusterDir (0600), by file name.
+	ClusterFiles map[string][]byte
+	Output       string
+	BinDir       string // holds linux-ARCH/init and linux-ARCH/cairnd
+	Cache        string
+	Offline      bool
+	Debs         string // folder of .debs instead of repositories
+	HostRoot     string // where to read the host's apt sources; "/" normally
+	Epoch        time.Time
+	Version      string
+	Log          *slog.Logger
+	Progress     io.Writer // progress bars and lines; nil for none
 }
 
 // Result describes what was written.
@@ -104,6 +108,10 @@ func (b *builder) identity() [32]byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00", b.o.Board.Name, b.o.Epoch.Unix())
 	h.Write(b.o.ConfigRaw)
+	for _, name := range slices.Sorted(maps.Keys(b.o.ClusterFiles)) {
+		fmt.Fprintf(h, "\x00%s\x00", name)
+		h.Write(b.o.ClusterFiles[name])
+	}
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
 	return out

@@ -87,6 +87,11 @@ func (b *builder) rootTree(mods []string) (*fstree.Tree, error) {
 	if err := t.AddData(boot.ConfigPath, 0o600, b.o.ConfigRaw); err != nil {
 		return nil, err
 	}
+	for name, data := range b.o.ClusterFiles {
+		if err := t.AddData(path.Join(boot.ClusterDir, name), 0o600, data); err != nil {
+			return nil, err
+		}
+	}
 	info, _ := json.MarshalIndent(b.buildInfo(), "", "  ")
 	if err := t.AddData(boot.InfoPath, 0o644, append(info, '\n')); err != nil {
 		return nil, err

@@ -65,8 +65,16 @@ day are bit-for-bit identical.`,
 				binDir = defaultBinDir()
 			}
 			start := time.Now()
+			ci, err := clusterSecrets(log, cfg)
+			if err != nil {
+				return err
+			}
+			var clusterFiles map[string][]byte
+			if ci != nil {
+				clusterFiles = ci.files
+			}
 			res, err := build.Build(cmd.Context(), build.Options{
-				Board: p, Config: cfg, ConfigRaw: raw, Output: output, BinDir: binDir,
+				Board: p, Config: cfg, ConfigRaw: raw, ClusterFiles: clusterFiles, Output: output, BinDir: binDir,
 				Cache: cache, Offline: offline, Debs: debs, Epoch: epoch, Version: Version,
 				Log: log, Progress: cmd.ErrOrStderr(),
 			})
@@ -74,6 +82,13 @@ day are bit-for-bit identical.`,
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), summary(res, p, time.Since(start)))
+			kc, err := ci.writeKubeconfig(cfg, p, output)
+			if err != nil {
+				return fmt.Errorf("%w: kubeconfig: %v", build.ErrOutput, err)
+			}
+			if kc != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: admin kubeconfig for cluster %s\n", kc, cfg.Cluster.ClusterName())
+			}
 			return nil
 		},
 	}

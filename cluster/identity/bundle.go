@@ -1,0 +1,219 @@
+package identity
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ErrBundle is wrapped by every error about a bundle on disk.
+var ErrBundle = errors.New("cluster secrets")
+
+// Bundle is one cluster's secrets.
+type Bundle struct {
+	Dir                                 string
+	ServerCA, ClientCA, RequestHeaderCA *CA
+	ServiceAccountKey                   *ecdsa.PrivateKey
+	EncryptionKey                       []byte // 32 bytes, for Secrets at rest
+	Secret                              string // the join secret
+}
+
+// Files of a bundle, each 0600 in a 0700 folder.
+const (
+	FileServerCA          = "server-ca.crt"
+	FileServerCAKey       = "server-ca.key"
+	FileClientCA          = "client-ca.crt"
+	FileClientCAKey       = "client-ca.key"
+	FileRequestHeaderCA   = "request-header-ca.crt"
+	FileRequestHeaderKey  = "request-header-ca.key"
+	FileServiceAccountKey = "service-account.key"
+	FileEncryptionKey     = "encryption.key"
+	FileSecret            = "join-secret"
+	FileToken             = "token" // written for people; the secret is the source
+)
+
+// DefaultDir is where the bundle of the named cluster lives:
+// $CAIRN_CLUSTERS/NAME, else the user's config folder, cairn/clusters/NAME.
+func DefaultDir(name string) (string, error) {
+	if d := os.Getenv("CAIRN_CLUSTERS"); d != "" {
+		return filepath.Join(d, name), nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("%w: no folder for them: %v (set CAIRN_CLUSTERS)", ErrBundle, err)
+	}
+	return filepath.Join(d, "cairn", "clusters", name), nil
+}
+
+// LoadOrCreate reads the bundle in dir, or makes a new one there when dir
+// does not exist. A new bundle appears whole or not at all.
+func LoadOrCreate(dir string, now time.Time) (b *Bundle, created bool, err error) {
+	if _, err := os.Stat(dir); err == nil {
+		b, err := Load(dir)
+		return b, false, err
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("%w: %v", ErrBundle, err)
+	}
+	b, err = generate(now)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := b.save(dir); err != nil {
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+func generate(now time.Time) (*Bundle, error) {
+	b := &Bundle{}
+	var err error
+	for _, ca := range []struct {
+		dst **CA
+		cn  string
+	}{{&b.ServerCA, "cairn-server-ca"}, {&b.ClientCA, "cairn-client-ca"}, {&b.RequestHeaderCA, "cairn-request-header-ca"}} {
+		if *ca.dst, err = newCA(ca.cn, now); err != nil {
+			return nil, err
+		}
+	}
+	if b.ServiceAccountKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, err
+	}
+	b.EncryptionKey = make([]byte, 32)
+	secret := make([]byte, 16)
+	if _, err := rand.Read(b.EncryptionKey); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	b.Secret = hex.EncodeToString(secret)
+	return b, nil
+}
+
+// Files returns the bundle's files by name.
+func (b *Bundle) Files() (map[string][]byte, error) {
+	sa, err := keyPEM(b.ServiceAccountKey)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{
+		FileServerCA: b.ServerCA.CertPEM, FileServerCAKey: b.ServerCA.KeyPEM,
+		FileClientCA: b.ClientCA.CertPEM, FileClientCAKey: b.ClientCA.KeyPEM,
+		FileRequestHeaderCA: b.RequestHeaderCA.CertPEM, FileRequestHeaderKey: b.RequestHeaderCA.KeyPEM,
+		FileServiceAccountKey: sa,
+		FileEncryptionKey:     []byte(base64.StdEncoding.EncodeToString(b.EncryptionKey) + "\n"),
+		FileSecret:            []byte(b.Secret + "\n"),
+		FileToken:             []byte(b.Token() + "\n"),
+	}, nil
+}
+
+func (b *Bundle) save(dir string) error {
+	files, err := b.Files()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return fmt.Errorf("%w: %v", ErrBundle, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".*")
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBundle, err)
+	}
+	defer os.RemoveAll(tmp)
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(tmp, name), data, 0o600); err != nil {
+			return fmt.Errorf("%w: %v", ErrBundle, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("%w: %v", ErrBundle, err)
+	}
+	b.Dir = dir
+	return nil
+}
+
+// Load reads a bundle; a missing or damaged file is named with the fix.
+func Load(dir string) (*Bundle, error) {
+	read := func(name string) ([]byte, error) {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v; restore the folder from a backup (removing it starts a new cluster whose images the old nodes will not trust)", ErrBundle, err)
+		}
+		return data, nil
+	}
+	b := &Bundle{Dir: dir}
+	for _, ca := range []struct {
+		dst       **CA
+		cert, key string
+	}{{&b.ServerCA, FileServerCA, FileServerCAKey}, {&b.ClientCA, FileClientCA, FileClientCAKey}, {&b.RequestHeaderCA, FileRequestHeaderCA, FileRequestHeaderKey}} {
+		c, err := read(ca.cert)
+		if err != nil {
+			return nil, err
+		}
+		k, err := read(ca.key)
+		if err != nil {
+			return nil, err
+		}
+		if *ca.dst, err = ParseCA(c, k); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBundle, filepath.Join(dir, ca.cert), err)
+		}
+	}
+	sa, err := read(FileServiceAccountKey)
+	if err != nil {
+		return nil, err
+	}
+	if b.ServiceAccountKey, err = parseKey(sa); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBundle, filepath.Join(dir, FileServiceAccountKey), err)
+	}
+	enc, err := read(FileEncryptionKey)
+	if err != nil {
+		return nil, err
+	}
+	if b.EncryptionKey, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(enc))); err != nil || len(b.EncryptionKey) != 32 {
+		return nil, fmt.Errorf("%w: %s is not 32 bytes in base64", ErrBundle, filepath.Join(dir, FileEncryptionKey))
+	}
+	secret, err := read(FileSecret)
+	if err != nil {
+		return nil, err
+	}
+	b.Secret = strings.TrimSpace(string(secret))
+	if !secretRE.MatchString(b.Secret) {
+		return nil, fmt.Errorf("%w: %s is not a join secret (16 to 64 of a-z, 0-9)", ErrBundle, filepath.Join(dir, FileSecret))
+	}
+	return b, nil
+}
+
+func keyPEM(k *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func parseKey(data []byte) (*ecdsa.PrivateKey, error) {
+	blk, _ := pem.Decode(data)
+	if blk == nil {
+		return nil, errors.New("no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	ec, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T, want an ECDSA key", k)
+	}
+	return ec, nil
+}

@@ -1,0 +1,184 @@
+package identity
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func TestBundleIsMadeOnceAndReused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "clusters", "lab")
+	a, created, err := LoadOrCreate(dir, now)
+	if err != nil || !created {
+		t.Fatalf("first: created=%v err=%v", created, err)
+	}
+	b, created, err := LoadOrCreate(dir, now)
+	if err != nil || created {
+		t.Fatalf("second: created=%v err=%v", created, err)
+	}
+	if a.Token() != b.Token() || !a.ServiceAccountKey.Equal(b.ServiceAccountKey) || string(a.EncryptionKey) != string(b.EncryptionKey) {
+		t.Error("the reloaded bundle differs from the one made")
+	}
+	st, _ := os.Stat(dir)
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("folder mode %v", st.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 10 {
+		t.Errorf("%d files in the bundle", len(entries))
+	}
+	for _, e := range entries {
+		if info, _ := e.Info(); info.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v", e.Name(), info.Mode().Perm())
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".*")); len(left) > 0 {
+		t.Errorf("temporary folders left: %v", left)
+	}
+	tok, _ := os.ReadFile(filepath.Join(dir, FileToken))
+	if strings.TrimSpace(string(tok)) != a.Token() {
+		t.Errorf("token file %q", tok)
+	}
+}
+
+func TestDamagedBundleNamesTheFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lab")
+	if _, _, err := LoadOrCreate(dir, now); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, FileClientCAKey))
+	_, _, err := LoadOrCreate(dir, now)
+	if !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), FileClientCAKey) || !strings.Contains(err.Error(), "restore") {
+		t.Errorf("missing key: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, FileClientCAKey), []byte("junk"), 0o600)
+	if _, err := Load(dir); !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), FileClientCA) {
+		t.Errorf("junk key: %v", err)
+	}
+	// A bundle that cannot be written leaves nothing behind.
+	blocker := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(blocker, nil, 0o600)
+	if _, _, err := LoadOrCreate(filepath.Join(blocker, "lab"), now); err == nil {
+		t.Error("a bundle under a file was made")
+	}
+}
+
+func TestToken(t *testing.T) {
+	a, _, _ := LoadOrCreate(filepath.Join(t.TempDir(), "a"), now)
+	b, _, _ := LoadOrCreate(filepath.Join(t.TempDir(), "b"), now)
+	tok, err := ParseToken(a.Token())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Secret != a.Secret || tok.VerifyCA(a.ServerCA.Cert) != nil {
+		t.Errorf("round trip: %+v", tok)
+	}
+	if err := tok.VerifyCA(b.ServerCA.Cert); !errors.Is(err, ErrCAMismatch) {
+		t.Errorf("another cluster's CA: %v", err)
+	}
+	for _, bad := range []string{"", "K10abc::server:xyz", "cairn1.abcd.0123456789abcdef", "cairn1." + strings.Repeat("a", 64) + ".short", "cairn1." + strings.Repeat("a", 64)} {
+		if _, err := ParseToken(bad); !errors.Is(err, ErrToken) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// TestCertificatesWork checks issued certificates with openssl and in a
+// real TLS handshake with client authentication.
+func TestCertificatesWork(t *testing.T) {
+	dir := t.TempDir()
+	b, _, err := LoadOrCreate(filepath.Join(dir, "lab"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := LoadOrCreate(filepath.Join(dir, "other"), time.Now())
+	srvCert, srvKey, err := b.ServerCA.Issue(Leaf{CommonName: "kube-apiserver", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path, err := exec.LookPath("openssl"); err == nil {
+		os.WriteFile(filepath.Join(dir, "ca.crt"), b.ServerCA.CertPEM, 0o600)
+		os.WriteFile(filepath.Join(dir, "srv.crt"), srvCert, 0o600)
+		if out, err := exec.Command(path, "verify", "-CAfile", filepath.Join(dir, "ca.crt"), "-purpose", "sslserver", filepath.Join(dir, "srv.crt")).CombinedOutput(); err != nil {
+			t.Errorf("openssl verify: %v\n%s", err, out)
+		}
+	}
+
+	pair, err := tls.X509KeyPair(srvCert, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := x509.NewCertPool()
+	clients.AddCert(b.ClientCA.Cert)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Join(r.TLS.PeerCertificates[0].Subject.Organization, ",")))
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clients}
+	srv.StartTLS()
+	defer srv.Close()
+	url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+
+	kc, err := b.AdminKubeconfig("lab", url, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := clientFrom(t, kc)
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("admin kubeconfig against the server: %v", err)
+	}
+	body := make([]byte, 64)
+	n, _ := resp.Body.Read(body)
+	resp.Body.Close()
+	if string(body[:n]) != "system:masters" {
+		t.Errorf("server saw organisation %q", body[:n])
+	}
+	// Another cluster's admin is refused, and does not trust this server.
+	kc2, _ := other.AdminKubeconfig("other", url, time.Now())
+	if _, err := clientFrom(t, kc2).Get(url); err == nil {
+		t.Error("another cluster's kubeconfig was accepted")
+	}
+}
+
+func clientFrom(t *testing.T, kubeconfig []byte) *http.Client {
+	t.Helper()
+	var doc struct {
+		Clusters []struct {
+			Cluster map[string]string `yaml:"cluster"`
+		} `yaml:"clusters"`
+		Users []struct {
+			User map[string]string `yaml:"user"`
+		} `yaml:"users"`
+	}
+	if err := yaml.Unmarshal(kubeconfig, &doc); err != nil || len(doc.Clusters) != 1 || len(doc.Users) != 1 {
+		t.Fatalf("kubeconfig: %v\n%s", err, kubeconfig)
+	}
+	dec := func(s string) []byte {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pair, err := tls.X509KeyPair(dec(doc.Users[0].User["client-certificate-data"]), dec(doc.Users[0].User["client-key-data"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(dec(doc.Clusters[0].Cluster["certificate-authority-data"]))
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
+}

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/configs"
+)
+
+// clusterImage is what a build needs from the cluster's secrets.
+type clusterImage struct {
+	bundle *identity.Bundle
+	files  map[string][]byte // baked into the image
+}
+
+// clusterSecrets loads (or, on a cluster's first build, makes) the secrets
+// bundle and picks what the image carries: a server all of it, an agent only
+// its join token.
+func clusterSecrets(log *slog.Logger, cfg *configs.Config) (*clusterImage, error) {
+	c := cfg.Cluster
+	if c == nil {
+		return nil, nil
+	}
+	dir, err := identity.DefaultDir(c.ClusterName())
+	if err != nil {
+		return nil, err
+	}
+	if c.Role == "agent" && c.Token != "" {
+		// The cluster's secrets live elsewhere; the token is all an agent needs.
+		return &clusterImage{files: map[string][]byte{identity.FileToken: []byte(c.Token + "\n")}}, nil
+	}
+	b, created, err := identity.LoadOrCreate(dir, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("made new secrets for the cluster; back up this folder", "cluster", c.ClusterName(), "dir", dir)
+	} else {
+		log.Info("using the cluster's secrets", "cluster", c.ClusterName(), "dir", dir)
+	}
+	if c.Token != "" && c.Token != b.Token() {
+		pos := cfg.PosOf("cluster.token")
+		return nil, &ExitError{Code: 2, Err: fmt.Errorf("%s:%d:%d: cluster.token is not the token of cluster %q (%s); remove it so the build uses the cluster's own",
+			cfg.File, pos.Line, pos.Col, c.ClusterName(), filepath.Join(dir, identity.FileToken))}
+	}
+	if c.Role == "agent" {
+		return &clusterImage{bundle: b, files: map[string][]byte{identity.FileToken: []byte(b.Token() + "\n")}}, nil
+	}
+	files, err := b.Files()
+	if err != nil {
+		return nil, err
+	}
+	return &clusterImage{bundle: b, files: files}, nil
+}
+
+// writeKubeconfig leaves the admin kubeconfig of a server image next to it.
+func (ci *clusterImage) writeKubeconfig(cfg *configs.Config, board *boards.Profile, output string) (string, error) {
+	if ci == nil || ci.bundle == nil || cfg.Cluster.Role != "server" {
+		return "", nil
+	}
+	kc, err := ci.bundle.AdminKubeconfig(cfg.Cluster.ClusterName(), "https://"+net.JoinHostPort(serverHost(cfg, board), "6443"), time.Now())
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(filepath.Dir(output), "kubeconfig")
+	if err := writeFileAtomic(path, kc, 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// serverHost is where kubectl on this machine reaches the server: the
+// node's first static address, else the forwarded port of a QEMU board,
+// else its host name.
+func serverHost(cfg *configs.Config, board *boards.Profile) string {
+	for _, i := range cfg.Network.Interfaces {
+		for _, a := range i.Addresses {
+			return a.Addr().String()
+		}
+	}
+	if strings.HasPrefix(board.Name, "qemu-") || cfg.Hostname == "" {
+		return "127.0.0.1"
+	}
+	return cfg.Hostname
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,115 @@
+package vmtest
+
+import (
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/cairn-os/cairn/cluster/identity"
+	"gopkg.in/yaml.v3"
+)
+
+// TestClusterSecretsInImages builds a server and an agent of one cluster and
+// checks what each image carries (unsquashfs), the admin kubeconfig left
+// next to the server image, and that a second build reuses the secrets.
+func TestClusterSecretsInImages(t *testing.T) {
+	need(t, "unsquashfs", "sfdisk")
+	clusters := t.TempDir()
+	t.Setenv("CAIRN_CLUSTERS", clusters)
+	server := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: lab\n  role: server\n"
+	agent := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: agt\ncluster:\n  name: lab\n  role: agent\n  server: https://10.0.2.2:6443\n"
+
+	srvDir := t.TempDir()
+	img := buildImage(t, "qemu-arm64", server, srvDir)
+	bundle, err := identity.Load(filepath.Join(clusters, "lab"))
+	if err != nil {
+		t.Fatalf("no bundle after the first build: %v", err)
+	}
+	list := rootListing(t, img)
+	for _, f := range []string{identity.FileServerCAKey, identity.FileClientCAKey, identity.FileServiceAccountKey, identity.FileEncryptionKey, identity.FileToken} {
+		if !regexp.MustCompile(`-rw------- 0/0 +\d+ \S+ \S+ squashfs-root/usr/lib/cairn/cluster/` + regexp.QuoteMeta(f) + `\n`).MatchString(list) {
+			t.Errorf("server root lacks cluster/%s as 0600 root:\n%s", f, grepLines(list, "cluster"))
+		}
+	}
+	kc := filepath.Join(srvDir, "kubeconfig")
+	st, err := os.Stat(kc)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("kubeconfig next to the server image: %v %v", err, st)
+	}
+	var doc struct {
+		Clusters []struct {
+			Cluster map[string]string `yaml:"cluster"`
+		} `yaml:"clusters"`
+	}
+	data, _ := os.ReadFile(kc)
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Clusters) != 1 {
+		t.Fatalf("kubeconfig: %v\n%s", err, data)
+	}
+	ca, _ := base64.StdEncoding.DecodeString(doc.Clusters[0].Cluster["certificate-authority-data"])
+	if string(ca) != string(bundle.ServerCA.CertPEM) || doc.Clusters[0].Cluster["server"] != "https://127.0.0.1:6443" {
+		t.Errorf("kubeconfig cluster: %v", doc.Clusters[0].Cluster)
+	}
+
+	// The agent carries the token and nothing else of the bundle.
+	agtDir := t.TempDir()
+	img = buildImage(t, "qemu-arm64", agent, agtDir)
+	list = rootListing(t, img)
+	if got := grepLines(list, "usr/lib/cairn/cluster/"); len(got) != 1 || !strings.HasSuffix(got[0], "cluster/token") {
+		t.Errorf("agent root cluster files: %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(agtDir, "kubeconfig")); err == nil {
+		t.Error("an agent build wrote a kubeconfig")
+	}
+	token := rootFile(t, img, "usr/lib/cairn/cluster/token")
+	if strings.TrimSpace(token) != bundle.Token() {
+		t.Errorf("agent token %q, want the cluster's", token)
+	}
+	again, err := identity.Load(filepath.Join(clusters, "lab"))
+	if err != nil || again.Token() != bundle.Token() {
+		t.Errorf("the second build did not reuse the bundle: %v", err)
+	}
+
+	// A token from another cluster on a server is refused with its place.
+	bad := server + "  token: cairn1." + strings.Repeat("ab", 32) + ".0123456789abcdef0123\n"
+	cfg := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(cfg, []byte(bad), 0o644)
+	msg, err := cairn(t, "build", "--board", "qemu-arm64", "--config", cfg, "--output", filepath.Join(t.TempDir(), "x.img"), "--bin-dir", deviceBinaries(t))
+	if err == nil || !strings.Contains(err.Error()+msg, "bad.yaml:7:10: cluster.token is not the token of cluster \"lab\"") {
+		t.Errorf("foreign token: %v\n%s", err, msg)
+	}
+}
+
+// rootListing is `unsquashfs -lln` of slot A's root in a UEFI image.
+func rootListing(t *testing.T, img string) string {
+	t.Helper()
+	_, parts := partitions(t, img)
+	return run(t, "unsquashfs", "-lln", extract(t, img, parts[1]))
+}
+
+func rootFile(t *testing.T, img, path string) string {
+	t.Helper()
+	_, parts := partitions(t, img)
+	dest := filepath.Join(t.TempDir(), "x")
+	if out, err := exec.Command("unsquashfs", "-d", dest, extract(t, img, parts[1]), path).CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs %s: %v\n%s", path, err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dest, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func grepLines(s, sub string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}

@@ -4,7 +4,15 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/cairn-os/cairn/internal/cli.Version=$(VERSION)
 GOFLAGS  := -trimpath
 BOARD    ?= qemu-arm64
-SOURCES  := $(shell find . -name '*.go' -not -path './out/*') go.mod go.sum $(wildcard boards/*.yaml configs/examples/*.yaml)
+HOSTARCH := $(shell $(GO) env GOHOSTARCH)
+# Kubernetes release built into cairnd (keep in step with go.mod).
+K8S_VERSION := v1.37.2
+K8S_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	-X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 -X $(p).gitTreeState=clean -X $(p).buildDate=1970-01-01T00:00:00Z)
+# cairnd links SQLite (kine) through cgo, statically, for each architecture.
+CAIRND_TAGS := netgo,osusergo,sqlite_omit_load_extension
+cc = $(if $(filter $(1),$(HOSTARCH)),gcc,$(if $(filter arm64,$(1)),aarch64-linux-gnu-gcc,x86_64-linux-gnu-gcc))
+SOURCES  := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './out/*') go.mod go.sum $(wildcard boards/*.yaml configs/examples/*.yaml)
 
 .PHONY: all build run test bench deps clean
 
@@ -20,7 +28,8 @@ bin/linux-%/init: $(SOURCES)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/init
 
 bin/linux-%/cairnd: $(SOURCES)
-	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/cairnd
+	CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
+		-ldflags '$(LDFLAGS) $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/cairnd
 
 # Installs what the build, the VM and the tests need and lack.
 deps:

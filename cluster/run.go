@@ -1,31 +1,88 @@
-// Package cluster will hold the embedded Kubernetes server and agent that
-// cairnd runs (issue: "cairnd: the embedded single-binary Kubernetes server
-// and agent"). Until then Run only keeps a supervised process alive and says
-// plainly that no cluster runs.
+// Package cluster is cairnd, the device's cluster binary: one multicall
+// program that runs the Kubernetes server or agent of a node, and the
+// upstream components (kube-apiserver, kube-controller-manager,
+// kube-scheduler, kubectl) as its subcommands or by argv[0].
 package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"time"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/cluster/components"
+	"github.com/cairn-os/cairn/cluster/datastore"
+	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/cluster/server"
+	"github.com/cairn-os/cairn/configs"
 )
 
-// Run is cairnd's whole program for now.
-func Run(ctx context.Context, args []string, out io.Writer) error {
-	role := "node"
-	if len(args) > 0 {
-		role = args[0]
+// Main is cairnd's whole program: argv[0] or the first argument names what
+// to run. It returns the exit code.
+func Main(ctx context.Context, argv []string, out io.Writer) int {
+	name, args := filepath.Base(argv[0]), argv[1:]
+	if name == "cairnd" && len(args) > 0 {
+		name, args = args[0], args[1:]
 	}
-	fmt.Fprintf(out, "cairnd: role %s: the embedded Kubernetes server and agent are not built yet; this process only holds the service slot that init supervises\n", role)
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			fmt.Fprintln(out, "cairnd: still no cluster in this build")
+	if code, ok := components.Run(name, args); ok {
+		return code
+	}
+	// init stamps each line with the time; the level and message suffice here.
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
 		}
+		return a
+	}}))
+	var err error
+	switch name {
+	case "server":
+		err = runServer(ctx, log)
+	case "agent":
+		err = idle(ctx, out, "cairnd agent: the agent (containerd, kubelet, kube-proxy, flannel) is not built yet; this process only holds the service slot that init supervises")
+	case "node", "cairnd":
+		err = idle(ctx, out, "cairnd: the config has no cluster: section, so this node runs no Kubernetes; add cluster.role to make it a server or an agent")
+	default:
+		fmt.Fprintf(out, "cairnd: unknown command %q; use server, agent, kubectl, kube-apiserver, kube-controller-manager or kube-scheduler\n", name)
+		return 2
 	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("cairnd "+name+" failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func runServer(ctx context.Context, log *slog.Logger) error {
+	cfg, _, _, err := configs.LoadWithCard(boot.ConfigPath, boot.CardConfigCopy, boot.CardConfig+" on the boot partition")
+	if err != nil {
+		return err
+	}
+	if cfg.Cluster == nil || cfg.Cluster.Role != "server" {
+		return errors.New("the config does not make this node a server (cluster.role: server)")
+	}
+	bundle, err := identity.Load(boot.ClusterDir)
+	if err != nil {
+		return fmt.Errorf("%w (the image carries no server secrets: build it with cluster.role: server)", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	s := &server.Server{
+		Config: cfg, Bundle: bundle, Dir: server.DefaultDir, Self: self,
+		Datastore: datastore.Start, Log: log, LogDir: server.LogDir,
+	}
+	return s.Run(ctx)
+}
+
+func idle(ctx context.Context, out io.Writer, msg string) error {
+	fmt.Fprintln(out, strings.TrimSpace(msg))
+	<-ctx.Done()
+	return nil
 }

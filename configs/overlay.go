@@ -1,6 +1,9 @@
 package configs
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -84,4 +87,28 @@ func topKey(path string) string {
 		return path[:i]
 	}
 	return path
+}
+
+// LoadWithCard loads the config at base and lays the one at card over it
+// when that file exists; name is how messages call the card file. A card
+// config that cannot be used is returned in cardErr and left out: a bad
+// edit on the card must not stop the node.
+func LoadWithCard(base, card, name string) (c *Config, warns []Problem, cardErr, err error) {
+	c, warns, err = Load(base)
+	if err != nil {
+		return nil, warns, nil, err
+	}
+	data, err := os.ReadFile(card)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return c, warns, nil, nil
+		}
+		return c, warns, err, nil
+	}
+	layered, more, err := Layer(c, name, data)
+	warns = append(warns, more...)
+	if err != nil {
+		return c, warns, err, nil
+	}
+	return layered, warns, nil, nil
 }

@@ -15,6 +15,19 @@ check sfdisk fdisk
 check sgdisk gdisk
 check cpio cpio
 check e2fsck e2fsprogs
+check openssl openssl
+# cairnd links SQLite through cgo: a C compiler and static C library for
+# each architecture.
+check gcc gcc
+[ -e /usr/include/stdio.h ] || need="$need libc6-dev"
+case "$(uname -m)" in
+x86_64)
+	check aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+	[ -e /usr/aarch64-linux-gnu/lib/libc.a ] || need="$need libc6-dev-arm64-cross" ;;
+aarch64)
+	check x86_64-linux-gnu-gcc gcc-x86-64-linux-gnu
+	[ -e /usr/x86_64-linux-gnu/lib/libc.a ] || need="$need libc6-dev-amd64-cross" ;;
+esac
 [ -e /usr/share/AAVMF/AAVMF_CODE.fd ] || need="$need qemu-efi-aarch64"
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || [ -e /usr/share/OVMF/OVMF_CODE.fd ] || need="$need ovmf"
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need="$need debian-archive-keyring"

@@ -217,3 +217,12 @@ func parseKey(data []byte) (*ecdsa.PrivateKey, error) {
 	}
 	return ec, nil
 }
+
+// PublicKeyPEM encodes a public key as PKIX PEM.
+func PublicKeyPEM(k *ecdsa.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}

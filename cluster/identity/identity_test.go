@@ -3,7 +3,6 @@ package identity
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -156,29 +153,13 @@ func TestCertificatesWork(t *testing.T) {
 
 func clientFrom(t *testing.T, kubeconfig []byte) *http.Client {
 	t.Helper()
-	var doc struct {
-		Clusters []struct {
-			Cluster map[string]string `yaml:"cluster"`
-		} `yaml:"clusters"`
-		Users []struct {
-			User map[string]string `yaml:"user"`
-		} `yaml:"users"`
-	}
-	if err := yaml.Unmarshal(kubeconfig, &doc); err != nil || len(doc.Clusters) != 1 || len(doc.Users) != 1 {
-		t.Fatalf("kubeconfig: %v\n%s", err, kubeconfig)
-	}
-	dec := func(s string) []byte {
-		b, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	pair, err := tls.X509KeyPair(dec(doc.Users[0].User["client-certificate-data"]), dec(doc.Users[0].User["client-key-data"]))
+	c, err := ParseKubeconfig(kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(dec(doc.Clusters[0].Cluster["certificate-authority-data"]))
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
+	tc, err := c.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 }

@@ -1,7 +1,10 @@
 package identity
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -41,4 +44,55 @@ func Kubeconfig(cluster, server string, caPEM, certPEM, keyPEM []byte) ([]byte, 
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	return out, nil
+}
+
+// ClientConfig is the single cluster and user of a kubeconfig that
+// Kubeconfig wrote.
+type ClientConfig struct {
+	Server                 string
+	CAPEM, CertPEM, KeyPEM []byte
+}
+
+// ParseKubeconfig reads a one-cluster, one-user kubeconfig with embedded data.
+func ParseKubeconfig(data []byte) (*ClientConfig, error) {
+	var doc struct {
+		Clusters []struct {
+			Cluster map[string]string `yaml:"cluster"`
+		} `yaml:"clusters"`
+		Users []struct {
+			User map[string]string `yaml:"user"`
+		} `yaml:"users"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	if len(doc.Clusters) != 1 || len(doc.Users) != 1 {
+		return nil, fmt.Errorf("kubeconfig: %d clusters and %d users, want one of each", len(doc.Clusters), len(doc.Users))
+	}
+	c := &ClientConfig{Server: doc.Clusters[0].Cluster["server"]}
+	for _, f := range []struct {
+		dst *[]byte
+		src string
+	}{{&c.CAPEM, doc.Clusters[0].Cluster["certificate-authority-data"]}, {&c.CertPEM, doc.Users[0].User["client-certificate-data"]}, {&c.KeyPEM, doc.Users[0].User["client-key-data"]}} {
+		b, err := base64.StdEncoding.DecodeString(f.src)
+		if err != nil || len(b) == 0 {
+			return nil, errors.New("kubeconfig: certificate data missing or not base64")
+		}
+		*f.dst = b
+	}
+	return c, nil
+}
+
+// TLSConfig trusts only the kubeconfig's CA and presents its client
+// certificate.
+func (c *ClientConfig) TLSConfig() (*tls.Config, error) {
+	pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(c.CAPEM) {
+		return nil, errors.New("kubeconfig: no CA certificate")
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ func debugConsole(log *slog.Logger, s *stage2) {
 		return
 	}
 	out := console()
-	fmt.Fprintln(out, "cairn-debug: commands: cat FILE, ls DIR, mounts, df DIR, ip, date, hostname")
+	fmt.Fprintln(out, "cairn-debug: commands: cat FILE, ls DIR, mounts, df DIR, ip, date, hostname, ps")
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -88,7 +89,37 @@ func answer(out io.Writer, s *stage2, f []string) {
 	case "hostname":
 		h, _ := os.Hostname()
 		fmt.Fprintln(out, h)
+	case "ps":
+		ps(out)
 	default:
 		fmt.Fprintln(out, "cairn-debug: error: unknown command", f[0])
+	}
+}
+
+// ps lists processes: pid, resident memory in KiB, and the command line's
+// first two words (cairnd's components are "cairnd kube-apiserver").
+func ps(out io.Writer) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		rss := "0"
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				rss = strings.TrimSuffix(strings.TrimSpace(v), " kB")
+			}
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
+		if len(args) > 2 {
+			args = args[:2]
+		}
+		fmt.Fprintf(out, "%d %s %s\n", pid, rss, strings.Join(args, " "))
 	}
 }

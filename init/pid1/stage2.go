@@ -115,7 +115,8 @@ func (s *stage2) loadConfig(ctx context.Context, log *slog.Logger) error {
 	}
 	cmd, _ := os.ReadFile("/proc/cmdline")
 	s.args = boot.ParseCmdline(string(cmd))
-	cfg, warns, err := configs.Load(boot.ConfigPath)
+	name := boot.CardConfig + " on the boot partition"
+	cfg, warns, cardErr, err := configs.LoadWithCard(boot.ConfigPath, boot.CardConfigCopy, name)
 	for _, w := range warns {
 		log.Warn(w.String())
 	}
@@ -123,23 +124,13 @@ func (s *stage2) loadConfig(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	s.cfg = cfg
-	if card, err := os.ReadFile(boot.CardConfigCopy); err == nil {
-		// A bad edit on the card must not cost the node its network: say
-		// what is wrong and boot with the baked-in config.
-		name := boot.CardConfig + " on the boot partition"
-		layered, warns, err := configs.Layer(cfg, name, card)
-		for _, w := range warns {
-			log.Warn(w.String())
+	if cardErr != nil {
+		for _, line := range strings.Split(cardErr.Error(), "\n") {
+			log.Error(line)
 		}
-		if err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				log.Error(line)
-			}
-			log.Error("not using " + name + "; booting with the config baked into the image. Fix it with `cairn config validate` and put it back on the card")
-		} else {
-			s.cfg = layered
-			log.Info("using "+name, "sections", strings.Join(layered.Sections(name), ","))
-		}
+		log.Error("not using " + name + "; booting with the config baked into the image. Fix it with `cairn config validate` and put it back on the card")
+	} else if sections := cfg.Sections(name); len(sections) > 0 {
+		log.Info("using "+name, "sections", strings.Join(sections, ","))
 	}
 	log.Info("Cairn", "version", s.info.Version, "board", s.info.Board, "kernel", s.info.Kernel, "slot", s.args[boot.ArgSlot])
 	return nil

@@ -72,3 +72,58 @@ func BenchmarkBootToReady(b *testing.B) {
 
 	}
 }
+
+// BenchmarkServer prints cairnd's size per architecture and in the root
+// squashfs, the time a server image takes from power-on to a ready API
+// under emulation, and the memory of cairnd's processes five minutes after.
+func BenchmarkServer(b *testing.B) {
+	for _, arch := range []string{"arm64", "amd64"} {
+		if st, err := os.Stat(filepath.Join(filepath.Dir(cairnBin(b)), "linux-"+arch, "cairnd")); err == nil {
+			fmt.Printf("cairnd linux/%s: %.1f MiB\n", arch, float64(st.Size())/(1<<20))
+		}
+	}
+	dir := b.TempDir()
+	b.Setenv("CAIRN_CLUSTERS", dir)
+	cfg := filepath.Join(dir, "server.yaml")
+	os.WriteFile(cfg, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: bench\ncluster:\n  role: server\ndebug:\n  console: true\n"), 0o644)
+	img := filepath.Join(dir, "server.img")
+	cmd := exec.Command(cairnBin(b), "build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bin-dir", filepath.Dir(cairnBin(b)))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "root filesystem") {
+			fmt.Println(strings.TrimSpace(l))
+		}
+	}
+	if err := os.Truncate(img, 3<<30); err != nil {
+		b.Fatal(err)
+	}
+	board, _ := boards.Get("qemu-arm64")
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: img})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vm.Kill()
+	if _, err := vm.WaitFor(`msg="apiserver ready"`, 0, 30*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("server power-on to API ready, qemu-arm64, accel %s, first boot: %.0f s\n", qemu.Accel(board.QEMU.Binary), vm.Since().Seconds())
+	time.Sleep(5 * time.Minute)
+	ps, err := vm.Run("ps", time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int
+	for _, l := range strings.Split(ps, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && strings.HasSuffix(f[2], "cairnd") {
+			var kb int
+			fmt.Sscan(f[1], &kb)
+			total += kb
+			fmt.Printf("  RSS %4d MiB  %s\n", kb>>10, strings.Join(f[2:], " "))
+		}
+	}
+	fmt.Printf("server RSS 5 min after API ready (cairnd and its components, no agent yet): %d MiB\n", total>>10)
+}

@@ -65,7 +65,7 @@ day are bit-for-bit identical.`,
 				binDir = defaultBinDir()
 			}
 			start := time.Now()
-			ci, err := clusterSecrets(log, cfg)
+			ci, err := clusterSecrets(log, cfg, epoch)
 			if err != nil {
 				return err
 			}

@@ -18,12 +18,16 @@ import (
 type clusterImage struct {
 	bundle *identity.Bundle
 	files  map[string][]byte // baked into the image
+	epoch  time.Time
 }
 
 // clusterSecrets loads (or, on a cluster's first build, makes) the secrets
 // bundle and picks what the image carries: a server all of it, an agent only
 // its join token.
-func clusterSecrets(log *slog.Logger, cfg *configs.Config) (*clusterImage, error) {
+//
+// Certificates start before epoch (the image's build time, which is the
+// device's clock floor), so a board without a clock trusts them at boot.
+func clusterSecrets(log *slog.Logger, cfg *configs.Config, epoch time.Time) (*clusterImage, error) {
 	c := cfg.Cluster
 	if c == nil {
 		return nil, nil
@@ -36,7 +40,7 @@ func clusterSecrets(log *slog.Logger, cfg *configs.Config) (*clusterImage, error
 		// The cluster's secrets live elsewhere; the token is all an agent needs.
 		return &clusterImage{files: map[string][]byte{identity.FileToken: []byte(c.Token + "\n")}}, nil
 	}
-	b, created, err := identity.LoadOrCreate(dir, time.Now())
+	b, created, err := identity.LoadOrCreate(dir, earliest(epoch, time.Now()))
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +55,13 @@ func clusterSecrets(log *slog.Logger, cfg *configs.Config) (*clusterImage, error
 			cfg.File, pos.Line, pos.Col, c.ClusterName(), filepath.Join(dir, identity.FileToken))}
 	}
 	if c.Role == "agent" {
-		return &clusterImage{bundle: b, files: map[string][]byte{identity.FileToken: []byte(b.Token() + "\n")}}, nil
+		return &clusterImage{bundle: b, files: map[string][]byte{identity.FileToken: []byte(b.Token() + "\n")}, epoch: epoch}, nil
 	}
 	files, err := b.Files()
 	if err != nil {
 		return nil, err
 	}
-	return &clusterImage{bundle: b, files: files}, nil
+	return &clusterImage{bundle: b, files: files, epoch: epoch}, nil
 }
 
 // writeKubeconfig leaves the admin kubeconfig of a server image next to it.
@@ -65,7 +69,7 @@ func (ci *clusterImage) writeKubeconfig(cfg *configs.Config, board *boards.Profi
 	if ci == nil || ci.bundle == nil || cfg.Cluster.Role != "server" {
 		return "", nil
 	}
-	kc, err := ci.bundle.AdminKubeconfig(cfg.Cluster.ClusterName(), "https://"+net.JoinHostPort(serverHost(cfg, board), "6443"), time.Now())
+	kc, err := ci.bundle.AdminKubeconfig(cfg.Cluster.ClusterName(), "https://"+net.JoinHostPort(serverHost(cfg, board), "6443"), earliest(ci.epoch, time.Now()))
 	if err != nil {
 		return "", err
 	}
@@ -109,4 +113,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

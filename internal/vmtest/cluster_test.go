@@ -1,7 +1,6 @@
 package vmtest
 
 import (
-	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/cairn-os/cairn/cluster/identity"
-	"gopkg.in/yaml.v3"
 )
 
 // TestClusterSecretsInImages builds a server and an agent of one cluster and
@@ -40,18 +38,12 @@ func TestClusterSecretsInImages(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("kubeconfig next to the server image: %v %v", err, st)
 	}
-	var doc struct {
-		Clusters []struct {
-			Cluster map[string]string `yaml:"cluster"`
-		} `yaml:"clusters"`
+	kcfg, err := identity.ParseKubeconfig(must(os.ReadFile(kc)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(kc)
-	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Clusters) != 1 {
-		t.Fatalf("kubeconfig: %v\n%s", err, data)
-	}
-	ca, _ := base64.StdEncoding.DecodeString(doc.Clusters[0].Cluster["certificate-authority-data"])
-	if string(ca) != string(bundle.ServerCA.CertPEM) || doc.Clusters[0].Cluster["server"] != "https://127.0.0.1:6443" {
-		t.Errorf("kubeconfig cluster: %v", doc.Clusters[0].Cluster)
+	if string(kcfg.CAPEM) != string(bundle.ServerCA.CertPEM) || kcfg.Server != "https://127.0.0.1:6443" {
+		t.Errorf("kubeconfig cluster: %s %q", kcfg.CAPEM, kcfg.Server)
 	}
 
 	// The agent carries the token and nothing else of the bundle.
@@ -112,4 +104,11 @@ func grepLines(s, sub string) []string {
 		}
 	}
 	return out
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

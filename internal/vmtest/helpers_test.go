@@ -24,25 +24,24 @@ var (
 	binErr  error
 )
 
-// deviceBinaries builds init and cairnd for both architectures once per
-// test run (the Go build cache makes this fast after the first time).
+// deviceBinaries brings bin/linux-{arm64,amd64}/{init,cairnd} up to date
+// with `make build` (incremental: a no-op under `make test`, which has just
+// run it) and returns the bin folder. The Makefile alone knows how cairnd
+// is built (cgo for SQLite, Kubernetes version stamps).
 func deviceBinaries(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "cairn-bin-*")
-		if binErr != nil {
+		root, err := filepath.Abs("../..")
+		if err != nil {
+			binErr = err
 			return
 		}
-		for _, arch := range []string{"arm64", "amd64"} {
-			for _, prog := range []string{"init", "cairnd"} {
-				cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(binDir, "linux-"+arch, prog), "../../cmd/"+prog)
-				cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-				if out, err := cmd.CombinedOutput(); err != nil {
-					binErr = fmt.Errorf("build %s/%s: %v\n%s", arch, prog, err, out)
-					return
-				}
-			}
+		cmd := exec.Command("make", "-C", root, "build")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("make build: %v\n%s", err, out)
+			return
 		}
+		binDir = filepath.Join(root, "bin")
 	})
 	if binErr != nil {
 		t.Fatal(binErr)

@@ -98,7 +98,7 @@ debug:
 			t.Errorf("console lacks %q", want)
 		}
 	}
-	if _, err := vm.WaitFor("cairnd: role node", 0, time.Minute); err != nil {
+	if _, err := vm.WaitFor("cairnd: the config has no cluster: section", 0, time.Minute); err != nil {
 		t.Errorf("supervised cairnd: %v", err)
 	}
 	if got := mustRun(t, vm, "hostname"); strings.TrimSpace(got) != "vmtest" {
@@ -254,7 +254,9 @@ func TestRaspi3b(t *testing.T) {
 	}
 	t.Cleanup(vm.Kill)
 	// One deadline for the whole boot; each line must follow the one before.
-	deadline := time.Now().Add(bootTimeout)
+	// The emulated SD card is slow: formatting the data partition took 2
+	// minutes here on an idle machine and over 5 with a build beside it.
+	deadline := time.Now().Add(15 * time.Minute)
 	at := 0
 	for _, want := range []string{
 		"cairn: disk: found boot disk dev=/dev/mmcblk0",

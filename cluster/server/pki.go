@@ -1,0 +1,120 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cairn-os/cairn/cluster/identity"
+)
+
+// Network ranges of every Cairn cluster.
+const (
+	ClusterCIDR   = "10.42.0.0/16" // pods
+	ServiceCIDR   = "10.43.0.0/16" // services
+	APIServiceIP  = "10.43.0.1"    // the kubernetes Service
+	ClusterDNSIP  = "10.43.0.10"
+	ClusterDomain = "cluster.local"
+	APIPort       = 6443
+)
+
+// Paths below the server's state folder.
+type Paths struct{ Dir string }
+
+func (p Paths) tls(name string) string { return filepath.Join(p.Dir, "tls", name) }
+
+// KubeconfigFor is the kubeconfig file a component uses.
+func (p Paths) KubeconfigFor(component string) string {
+	return filepath.Join(p.Dir, "cred", component+".kubeconfig")
+}
+
+// AdminKubeconfig is the administrator's kubeconfig on the node.
+func (p Paths) AdminKubeconfig() string { return p.KubeconfigFor("admin") }
+
+// writePKI writes the CA certificates, the keys the components need, a
+// serving certificate for the node's names and addresses, and client
+// certificates with kubeconfigs for the components and the admin.
+func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now time.Time) error {
+	files, err := b.Files()
+	if err != nil {
+		return err
+	}
+	w := writer{}
+	for _, name := range []string{identity.FileServerCA, identity.FileClientCA, identity.FileRequestHeaderCA,
+		identity.FileClientCAKey, identity.FileServiceAccountKey} {
+		w.file(p.tls(name), files[name])
+	}
+	saPub, err := publicKeyPEM(b)
+	if err != nil {
+		return err
+	}
+	w.file(p.tls("service-account.pub"), saPub)
+
+	sans := append([]net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP(APIServiceIP)}, ips...)
+	dns := []string{"localhost", hostname, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + ClusterDomain}
+	w.issue(b.ServerCA, identity.Leaf{CommonName: "kube-apiserver", DNSNames: dns, IPs: sans, Server: true}, p.tls("apiserver"), now)
+	w.issue(b.ClientCA, identity.Leaf{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}}, p.tls("apiserver-kubelet-client"), now)
+	w.issue(b.RequestHeaderCA, identity.Leaf{CommonName: "front-proxy-client"}, p.tls("front-proxy-client"), now)
+
+	local := fmt.Sprintf("https://127.0.0.1:%d", APIPort)
+	for _, c := range []struct {
+		name string
+		leaf identity.Leaf
+	}{
+		{"admin", identity.Leaf{CommonName: "cairn-admin", Organizations: []string{"system:masters"}}},
+		{"kube-controller-manager", identity.Leaf{CommonName: "system:kube-controller-manager"}},
+		{"kube-scheduler", identity.Leaf{CommonName: "system:kube-scheduler"}},
+	} {
+		if w.err != nil {
+			break
+		}
+		cert, key, err := b.ClientCA.Issue(c.leaf, now)
+		if err != nil {
+			return err
+		}
+		kc, err := identity.Kubeconfig("local", local, b.ServerCA.CertPEM, cert, key)
+		if err != nil {
+			return err
+		}
+		w.file(p.KubeconfigFor(c.name), kc)
+	}
+	return w.err
+}
+
+func publicKeyPEM(b *identity.Bundle) ([]byte, error) {
+	return identity.PublicKeyPEM(&b.ServiceAccountKey.PublicKey)
+}
+
+// writer writes 0600 files, creating folders, and keeps the first error.
+type writer struct{ err error }
+
+func (w *writer) file(path string, data []byte) {
+	if w.err != nil {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		w.err = err
+		return
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		w.err = err
+		return
+	}
+	w.err = os.Rename(tmp, path)
+}
+
+func (w *writer) issue(ca *identity.CA, l identity.Leaf, base string, now time.Time) {
+	if w.err != nil {
+		return
+	}
+	cert, key, err := ca.Issue(l, now)
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.file(base+".crt", cert)
+	w.file(base+".key", key)
+}

@@ -1,0 +1,157 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/configs"
+)
+
+// DefaultDir is the server's state on the data partition.
+const DefaultDir = "/var/lib/cairn/server"
+
+// Datastore starts the kine endpoint for a datastore URL ("" for SQLite
+// under dir) and returns the etcd URL kube-apiserver talks to.
+type Datastore func(ctx context.Context, url, dir string) (etcd string, err error)
+
+// Server is one control-plane node.
+type Server struct {
+	Config    *configs.Config
+	Bundle    *identity.Bundle
+	Dir       string // state folder (DefaultDir)
+	Self      string // this binary, for the component processes
+	Datastore Datastore
+	Log       *slog.Logger
+	LogDir    string // component logs (/var/log/kubernetes)
+}
+
+// Run prepares the state folder, starts the datastore and the components,
+// reports when the API is ready, and returns when ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	p := Paths{Dir: s.Dir}
+	hostname, _ := os.Hostname()
+	ips := hostIPs()
+	advertise := net.IPv4(127, 0, 0, 1)
+	if len(ips) > 0 {
+		advertise = ips[0]
+	}
+	if err := writePKI(p, s.Bundle, hostname, ips, time.Now()); err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	if err := writePolicy(p, s.Bundle.EncryptionKey); err != nil {
+		return fmt.Errorf("policy files: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(AuditLog), 0o700); err != nil {
+		return err
+	}
+	c := s.Config.Cluster
+	etcd, err := s.Datastore(ctx, c.Datastore, filepath.Join(s.Dir, "db"))
+	if err != nil {
+		return fmt.Errorf("datastore: %w", err)
+	}
+	s.Log.Info("datastore ready", "backend", backendName(c.Datastore), "etcd", etcd)
+
+	var wg sync.WaitGroup
+	comps := p.components(etcd, advertise, c.ExtraArgs)
+	start := func(c component) {
+		wg.Add(1)
+		go func() { defer wg.Done(); supervise(ctx, s.Log, s.Self, c, s.LogDir) }()
+	}
+	start(comps[0])
+	if err := waitReady(ctx, p, 10*time.Minute); err != nil {
+		return err
+	}
+	s.Log.Info("apiserver ready", "url", fmt.Sprintf("https://%s", net.JoinHostPort(advertise.String(), fmt.Sprint(APIPort))))
+	for _, c := range comps[1:] {
+		start(c)
+	}
+	wg.Wait()
+	return nil
+}
+
+func backendName(url string) string {
+	if url == "" {
+		return "sqlite"
+	}
+	for i := range len(url) {
+		if url[i] == ':' {
+			return url[:i]
+		}
+	}
+	return url
+}
+
+// hostIPs are the node's global unicast addresses, IPv4 first.
+func hostIPs() []net.IP {
+	var v4, v6 []net.IP
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || !n.IP.IsGlobalUnicast() {
+			continue
+		}
+		if n.IP.To4() != nil {
+			v4 = append(v4, n.IP)
+		} else {
+			v6 = append(v6, n.IP)
+		}
+	}
+	return append(v4, v6...)
+}
+
+// waitReady polls /readyz with the admin certificate.
+func waitReady(ctx context.Context, p Paths, timeout time.Duration) error {
+	client, err := adminClient(p)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("https://127.0.0.1:%d/readyz", APIPort), nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("readyz: %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return fmt.Errorf("the apiserver was not ready within %s: %v", timeout, last)
+}
+
+func adminClient(p Paths) (*http.Client, error) {
+	ca, err := os.ReadFile(p.tls(identity.FileServerCA))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, errors.New("no server CA")
+	}
+	cert, err := tls.LoadX509KeyPair(p.tls("apiserver-kubelet-client.crt"), p.tls("apiserver-kubelet-client.key"))
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+	}}, nil
+}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"crypto/x509"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/cluster/identity"
+	"gopkg.in/yaml.v3"
+)
+
+func TestExtraArgsOverrideDefaults(t *testing.T) {
+	got := flags(map[string]string{"v": "0", "profiling": "false"}, []string{"--v=4", "feature-gates=X=true"})
+	want := []string{"--feature-gates=X=true", "--profiling=false", "--v=4"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestStateFolder writes the PKI and policy files and checks that every
+// file a component flag names exists, that the serving certificate covers
+// the node's names (openssl verify), and that the policy files are YAML.
+func TestStateFolder(t *testing.T) {
+	b, _, err := identity.LoadOrCreate(filepath.Join(t.TempDir(), "lab"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Paths{Dir: t.TempDir()}
+	ip := net.ParseIP("10.0.2.15")
+	if err := writePKI(p, b, "srv", []net.IP{ip}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePolicy(p, b.EncryptionKey); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.components("unix:///run/cairn/kine.sock", ip, nil) {
+		for _, a := range c.Args {
+			_, v, _ := strings.Cut(a, "=")
+			if strings.HasPrefix(v, p.Dir) {
+				if st, err := os.Stat(v); err != nil || st.Mode().Perm() != 0o600 {
+					t.Errorf("%s %s: %v", c.Name, a, err)
+				}
+			}
+		}
+	}
+	cert, err := identity.ParseCert(must(os.ReadFile(p.tls("apiserver.crt"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(b.ServerCA.Cert)
+	for _, name := range []string{"srv", "kubernetes.default.svc.cluster.local", "10.0.2.15", "10.43.0.1", "127.0.0.1"} {
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: name}); err != nil {
+			t.Errorf("serving certificate for %s: %v", name, err)
+		}
+	}
+	if out, err := exec.Command("openssl", "verify", "-CAfile", p.tls(identity.FileServerCA), "-purpose", "sslserver", p.tls("apiserver.crt")).CombinedOutput(); err != nil {
+		t.Errorf("openssl verify: %v\n%s", err, out)
+	}
+	for _, f := range []string{p.encryptionConfig(), p.admissionConfig(), p.auditPolicy(), p.AdminKubeconfig()} {
+		var doc map[string]any
+		if err := yaml.Unmarshal(must(os.ReadFile(f)), &doc); err != nil || doc["apiVersion"] == nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if enc := string(must(os.ReadFile(p.encryptionConfig()))); !strings.Contains(enc, "secretbox") {
+		t.Errorf("encryption config: %s", enc)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

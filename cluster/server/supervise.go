@@ -1,0 +1,113 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// supervise runs one component as a child process of this binary (argv[1]
+// is its entry point) and restarts it with back-off while ctx lives. Its
+// output goes to logDir/NAME.log (kept below a size); when it exits, the
+// last lines it printed are logged with the reason.
+func supervise(ctx context.Context, log *slog.Logger, self string, c component, logDir string) {
+	backoff := time.Second
+	out := &rotating{path: filepath.Join(logDir, c.Name+".log"), max: 20 << 20}
+	defer out.Close()
+	for ctx.Err() == nil {
+		cmd := exec.CommandContext(ctx, self, append([]string{c.Name}, c.Args...)...)
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 20 * time.Second
+		pr, pw := io.Pipe()
+		cmd.Stdout, cmd.Stderr = pw, pw
+		tail := &lastLines{n: 5}
+		copied := make(chan struct{})
+		go func() { copyLines(pr, out, tail); close(copied) }()
+		start := time.Now()
+		err := cmd.Start()
+		if err == nil {
+			log.Info("started", "component", c.Name, "pid", cmd.Process.Pid, "log", out.path)
+			err = cmd.Wait()
+		}
+		pw.Close()
+		<-copied
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 2*time.Minute {
+			backoff = time.Second
+		}
+		log.Error("exited; restarting", "component", c.Name, "err", err, "in", backoff, "last_output", tail.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+func copyLines(r io.Reader, out io.Writer, tail *lastLines) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		out.Write(append(sc.Bytes(), '\n'))
+		tail.add(sc.Text())
+	}
+	io.Copy(io.Discard, r)
+}
+
+// lastLines keeps the last n lines.
+type lastLines struct {
+	n     int
+	lines []string
+}
+
+func (l *lastLines) add(s string) {
+	l.lines = append(l.lines, s)
+	if len(l.lines) > l.n {
+		l.lines = l.lines[1:]
+	}
+}
+
+func (l *lastLines) String() string { return strings.Join(l.lines, " | ") }
+
+// rotating appends to a file and moves it to path.1 when it passes max.
+type rotating struct {
+	path string
+	max  int64
+	f    *os.File
+	size int64
+}
+
+func (r *rotating) Write(p []byte) (int, error) {
+	if r.f == nil || r.size+int64(len(p)) > r.max {
+		if r.f != nil {
+			r.f.Close()
+			os.Rename(r.path, r.path+".1")
+		}
+		os.MkdirAll(filepath.Dir(r.path), 0o755)
+		f, err := os.OpenFile(r.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return 0, err
+		}
+		st, _ := f.Stat()
+		r.f, r.size = f, st.Size()
+	}
+	n, err := r.f.Write(p)
+	r.size += int64(n)
+	return n, err
+}
+
+func (r *rotating) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	return r.f.Close()
+}

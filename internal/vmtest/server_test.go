@@ -1,0 +1,181 @@
+package vmtest
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/internal/qemu"
+)
+
+// serverTimeout bounds the control plane's start under software emulation.
+const serverTimeout = 20 * time.Minute
+
+// TestServerControlPlane boots a cluster.role: server image on arm64 and
+// talks to its API through a forwarded port with the kubeconfig the build
+// wrote: version, authentication, objects stored, controllers at work, and
+// after a power cut the objects are still there. Then it reads the data
+// partition the VM wrote: a Secret is stored encrypted, a ConfigMap is not.
+func TestServerControlPlane(t *testing.T) {
+	need(t, "qemu-system-aarch64", "sfdisk")
+	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
+	dir := t.TempDir()
+	img := buildImage(t, "qemu-arm64", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: vmtest\n  role: server\n", dir)
+	if err := os.Truncate(img, 3<<30); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	api := newKubeClient(t, filepath.Join(dir, "kubeconfig"), fmt.Sprintf("https://127.0.0.1:%d", port))
+	board, _ := boards.Get("qemu-arm64")
+	boot := func() *qemu.VM {
+		vm, err := qemu.Start(qemu.Options{Board: board, Image: img, Forward: []string{fmt.Sprintf("%d:6443", port)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(vm.Kill)
+		if _, err := vm.WaitFor("msg=\"apiserver ready\"", 0, serverTimeout); err != nil {
+			t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
+		}
+		t.Logf("apiserver ready after %s", vm.Since().Round(time.Second))
+		return vm
+	}
+	vm := boot()
+
+	var version struct{ GitVersion string }
+	api.json(t, "GET", "/version", nil, 200, &version)
+	if version.GitVersion != "v1.37.2" {
+		t.Errorf("server version %q", version.GitVersion)
+	}
+	anon, _ := http.NewRequest("GET", api.base+"/api/v1/namespaces", nil)
+	if resp, err := api.anonymous.Do(anon); err != nil || resp.StatusCode != 401 {
+		t.Errorf("anonymous request: %v %v, want 401", resp, err)
+	}
+	api.json(t, "POST", "/api/v1/namespaces/default/configmaps", map[string]any{
+		"metadata": map[string]any{"name": "kept"}, "data": map[string]string{"v": "plain-configmap-value-4711"}}, 201, nil)
+	api.json(t, "POST", "/api/v1/namespaces/default/secrets", map[string]any{
+		"metadata": map[string]any{"name": "hidden"}, "stringData": map[string]string{"v": "secret-value-must-not-be-on-disk-0815"}}, 201, nil)
+	// The controller manager runs: it gives every namespace a default
+	// service account and the root CA config map.
+	deadline := time.Now().Add(10 * time.Minute)
+	for api.status(t, "/api/v1/namespaces/default/serviceaccounts/default") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no default service account: the controller manager is not working\nconsole:\n%s", vm.Output())
+		}
+		time.Sleep(5 * time.Second)
+	}
+	if api.status(t, "/api/v1/namespaces/default/configmaps/kube-root-ca.crt") != 200 {
+		t.Error("no kube-root-ca.crt config map")
+	}
+	// Pod Security admission enforces baseline: a privileged pod is refused.
+	api.json(t, "POST", "/api/v1/namespaces/default/pods", map[string]any{
+		"metadata": map[string]any{"name": "priv"},
+		"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "x", "securityContext": map[string]any{"privileged": true}}}}}, 403, nil)
+
+	// Power cut; the objects live on the data partition.
+	vm.Kill()
+	vm = boot()
+	var cm struct{ Data map[string]string }
+	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/kept", nil, 200, &cm)
+	if cm.Data["v"] != "plain-configmap-value-4711" {
+		t.Errorf("config map after the power cut: %v", cm.Data)
+	}
+	vm.Kill()
+
+	_, parts := partitions(t, img)
+	data, err := os.ReadFile(extract(t, img, parts[3]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("plain-configmap-value-4711")) {
+		t.Error("the config map is not in the datastore on the data partition")
+	}
+	if bytes.Contains(data, []byte("secret-value-must-not-be-on-disk-0815")) {
+		t.Error("the secret is stored in plain text")
+	}
+	if !bytes.Contains(data, []byte("k8s:enc:secretbox:v1:cairn-1")) {
+		t.Error("no secretbox-encrypted object in the datastore")
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// kubeClient speaks to the API with a kubeconfig's credentials.
+type kubeClient struct {
+	base             string
+	admin, anonymous *http.Client
+}
+
+func newKubeClient(t *testing.T, kubeconfig, base string) *kubeClient {
+	t.Helper()
+	raw, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		t.Fatalf("the build wrote no kubeconfig: %v", err)
+	}
+	c, err := identity.ParseKubeconfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := c.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := tc.Clone()
+	anon.Certificates = nil
+	mk := func(tc *tls.Config) *http.Client {
+		return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tc}}
+	}
+	return &kubeClient{base: base, admin: mk(tc), anonymous: mk(anon)}
+}
+
+func (k *kubeClient) status(t *testing.T, path string) int {
+	resp, err := k.admin.Get(k.base + path)
+	if err != nil {
+		t.Logf("GET %s: %v", path, err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (k *kubeClient) json(t *testing.T, method, path string, body any, want int, out any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, k.base+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := k.admin.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %s, want %d: %s", method, path, resp.Status, want, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+}

@@ -96,8 +96,9 @@ func answer(out io.Writer, s *stage2, f []string) {
 	}
 }
 
-// ps lists processes: pid, resident memory in KiB, and the command line's
-// first two words (cairnd's components are "cairnd kube-apiserver").
+// ps lists processes: pid, resident and proportional (shared pages split
+// among their users) memory in KiB, and the command line's first two words
+// (cairnd's components are "cairnd kube-apiserver").
 func ps(out io.Writer) {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -105,14 +106,17 @@ func ps(out io.Writer) {
 		if err != nil {
 			continue
 		}
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 		if err != nil {
-			continue
+			continue // kernel threads have no memory of their own
 		}
-		rss := "0"
-		for _, l := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-				rss = strings.TrimSuffix(strings.TrimSpace(v), " kB")
+		mem := map[string]string{"Rss:": "0", "Pss:": "0"}
+		for _, l := range strings.Split(string(rollup), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				if _, ok := mem[f[0]]; ok {
+					mem[f[0]] = f[1]
+				}
 			}
 		}
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -120,6 +124,6 @@ func ps(out io.Writer) {
 		if len(args) > 2 {
 			args = args[:2]
 		}
-		fmt.Fprintf(out, "%d %s %s\n", pid, rss, strings.Join(args, " "))
+		fmt.Fprintf(out, "%d %s %s %s\n", pid, mem["Rss:"], mem["Pss:"], strings.Join(args, " "))
 	}
 }

@@ -115,15 +115,16 @@ func BenchmarkServer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total int
+	var rss, pss int
 	for _, l := range strings.Split(ps, "\n") {
 		f := strings.Fields(l)
-		if len(f) >= 3 && strings.HasSuffix(f[2], "cairnd") {
-			var kb int
-			fmt.Sscan(f[1], &kb)
-			total += kb
-			fmt.Printf("  RSS %4d MiB  %s\n", kb>>10, strings.Join(f[2:], " "))
+		if len(f) >= 4 && strings.HasSuffix(f[3], "cairnd") {
+			var r, p int
+			fmt.Sscan(f[1], &r)
+			fmt.Sscan(f[2], &p)
+			rss, pss = rss+r, pss+p
+			fmt.Printf("  RSS %4d MiB  PSS %4d MiB  %s\n", r>>10, p>>10, strings.Join(f[3:], " "))
 		}
 	}
-	fmt.Printf("server RSS 5 min after API ready (cairnd and its components, no agent yet): %d MiB\n", total>>10)
+	fmt.Printf("server memory 5 min after API ready (cairnd and its components, no agent yet): PSS %d MiB (RSS summed %d MiB counts the shared binary once per process)\n", pss>>10, rss>>10)
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/cluster/identity"
 	"github.com/cairn-os/cairn/configs"
 )
@@ -73,6 +74,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.Log.Info("apiserver ready", "url", fmt.Sprintf("https://%s", net.JoinHostPort(advertise.String(), fmt.Sprint(APIPort))))
+	if err := boot.WriteHealth("apiserver=ready"); err != nil {
+		s.Log.Warn("health file", "err", err)
+	}
 	for _, c := range comps[1:] {
 		start(c)
 	}

@@ -300,6 +300,7 @@ func (s *stage2) startServices(ctx context.Context, log *slog.Logger) error {
 	svc := &Service{Name: "cairnd", Path: "/usr/bin/cairnd", Args: []string{role}, LogFile: "/var/log/cairnd.log"}
 	s.services = append(s.services, svc)
 	go svc.Supervise(s.ctx, log.With("service", svc.Name))
+	go watchHealth(s.ctx, log.With("phase", "health"))
 	return nil
 }
 
@@ -370,4 +371,26 @@ func (s *stage2) shutdown(log *slog.Logger, cancel context.CancelFunc, how int) 
 	log.Info("goodbye")
 	unix.Reboot(how)
 	select {}
+}
+
+// watchHealth reports on the console when cairnd finds the cluster healthy
+// and when it stops doing so (the A/B commit will wait for the first).
+func watchHealth(ctx context.Context, log *slog.Logger) {
+	healthy := false
+	for {
+		what, ok := boot.ReadHealth()
+		if ok != healthy {
+			if ok {
+				log.Info("cluster healthy", "status", what)
+			} else {
+				log.Warn("cluster no longer healthy")
+			}
+			healthy = ok
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

@@ -48,6 +48,10 @@ func TestServerControlPlane(t *testing.T) {
 			t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
 		}
 		t.Logf("apiserver ready after %s", vm.Since().Round(time.Second))
+		// init sees cairnd's health (what the A/B commit will wait for).
+		if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready", 0, time.Minute); err != nil {
+			t.Errorf("%v\nconsole:\n%s", err, vm.Output())
+		}
 		return vm
 	}
 	vm := boot()

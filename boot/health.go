@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-os/cairn/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,11 +22,7 @@ func WriteHealth(what string) error {
 	if err := os.MkdirAll(filepath.Dir(HealthFile), 0o755); err != nil {
 		return err
 	}
-	tmp := HealthFile + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("pid=%d %s\n", os.Getpid(), what)), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, HealthFile)
+	return atomicfile.Write(HealthFile, []byte(fmt.Sprintf("pid=%d %s\n", os.Getpid(), what)), 0o644)
 }
 
 // ReadHealth returns what the health file says, if the process that wrote

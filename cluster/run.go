@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/cluster/components"
@@ -82,7 +81,7 @@ func runServer(ctx context.Context, log *slog.Logger) error {
 }
 
 func idle(ctx context.Context, out io.Writer, msg string) error {
-	fmt.Fprintln(out, strings.TrimSpace(msg))
+	fmt.Fprintln(out, msg)
 	<-ctx.Done()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/internal/atomicfile"
 )
 
 // Network ranges of every Cairn cluster.
@@ -46,7 +47,7 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 		identity.FileClientCAKey, identity.FileServiceAccountKey} {
 		w.file(p.tls(name), files[name])
 	}
-	saPub, err := publicKeyPEM(b)
+	saPub, err := identity.PublicKeyPEM(&b.ServiceAccountKey.PublicKey)
 	if err != nil {
 		return err
 	}
@@ -83,10 +84,6 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 	return w.err
 }
 
-func publicKeyPEM(b *identity.Bundle) ([]byte, error) {
-	return identity.PublicKeyPEM(&b.ServiceAccountKey.PublicKey)
-}
-
 // writer writes 0600 files, creating folders, and keeps the first error.
 type writer struct{ err error }
 
@@ -98,12 +95,7 @@ func (w *writer) file(path string, data []byte) {
 		w.err = err
 		return
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		w.err = err
-		return
-	}
-	w.err = os.Rename(tmp, path)
+	w.err = atomicfile.Write(path, data, 0o600)
 }
 
 func (w *writer) issue(ca *identity.CA, l identity.Leaf, base string, now time.Time) {

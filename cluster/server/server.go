@@ -2,15 +2,13 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,12 +86,8 @@ func backendName(url string) string {
 	if url == "" {
 		return "sqlite"
 	}
-	for i := range len(url) {
-		if url[i] == ':' {
-			return url[:i]
-		}
-	}
-	return url
+	scheme, _, _ := strings.Cut(url, ":")
+	return scheme
 }
 
 // hostIPs are the node's global unicast addresses, IPv4 first.
@@ -143,19 +137,17 @@ func waitReady(ctx context.Context, p Paths, timeout time.Duration) error {
 }
 
 func adminClient(p Paths) (*http.Client, error) {
-	ca, err := os.ReadFile(p.tls(identity.FileServerCA))
+	data, err := os.ReadFile(p.AdminKubeconfig())
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, errors.New("no server CA")
-	}
-	cert, err := tls.LoadX509KeyPair(p.tls("apiserver-kubelet-client.crt"), p.tls("apiserver-kubelet-client.key"))
+	kc, err := identity.ParseKubeconfig(data)
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
-	}}, nil
+	tc, err := kc.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-os/cairn/internal/atomicfile"
 	"github.com/cairn-os/cairn/internal/progress"
 	"github.com/ulikunitz/xz"
 )
@@ -256,24 +257,11 @@ func sum(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// writeAtomic writes data to path through a temporary file and a rename, so
-// an interrupted write never leaves a half file in the cache.
+// writeAtomic writes data to path whole or not at all, so an interrupted
+// write never leaves a half file in the cache.
 func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, 0o600)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/beevik/ntp"
+	"github.com/cairn-os/cairn/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,11 +48,7 @@ func Save() error {
 	if err := os.MkdirAll(filepath.Dir(SavedPath), 0o755); err != nil {
 		return err
 	}
-	tmp := SavedPath + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(time.Now().Unix(), 10)+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, SavedPath)
+	return atomicfile.Write(SavedPath, []byte(strconv.FormatInt(time.Now().Unix(), 10)+"\n"), 0o644)
 }
 
 // Sync asks the servers in turn and sets the clock from the first answer.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/cluster/identity"
 	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/internal/atomicfile"
 )
 
 // clusterImage is what a build needs from the cluster's secrets.
@@ -74,7 +74,7 @@ func (ci *clusterImage) writeKubeconfig(cfg *configs.Config, board *boards.Profi
 		return "", err
 	}
 	path := filepath.Join(filepath.Dir(output), "kubeconfig")
-	if err := writeFileAtomic(path, kc, 0o600); err != nil {
+	if err := atomicfile.Write(path, kc, 0o600); err != nil {
 		return "", err
 	}
 	return path, nil
@@ -93,26 +93,6 @@ func serverHost(cfg *configs.Config, board *boards.Profile) string {
 		return "127.0.0.1"
 	}
 	return cfg.Hostname
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func earliest(a, b time.Time) time.Time {

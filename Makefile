@@ -19,13 +19,21 @@ SOURCES  := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './out
 all: build
 
 # Host CLI and device binaries, rebuilt only when sources change.
-build: bin/cairn bin/linux-arm64/init bin/linux-arm64/cairnd bin/linux-amd64/init bin/linux-amd64/cairnd
+build: bin/cairn $(foreach a,arm64 amd64,bin/linux-$(a)/init bin/linux-$(a)/pause bin/linux-$(a)/containerd-shim-runc-v2 bin/linux-$(a)/cairnd)
 
 bin/cairn: $(SOURCES)
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/cairn
 
 bin/linux-%/init: $(SOURCES)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/init
+
+# containerd's runc shim, a program of its own (see its main.go).
+bin/linux-%/containerd-shim-runc-v2: cmd/containerd-shim-runc-v2/main.go go.mod go.sum
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '-s -w' -o $@ ./cmd/containerd-shim-runc-v2
+
+# The one program of the pause image cairn builds for pod sandboxes.
+bin/linux-%/pause: cmd/pause/main.go
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '-s -w' -o $@ ./cmd/pause
 
 bin/linux-%/cairnd: $(SOURCES)
 	CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \

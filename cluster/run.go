@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/cluster/components"
@@ -24,11 +25,16 @@ import (
 // Main is cairnd's whole program: argv[0] or the first argument names what
 // to run. It returns the exit code.
 func Main(ctx context.Context, argv []string, out io.Writer) int {
+	// init starts cairnd with the kernel's bare environment; containerd finds
+	// its shim and runc, and the kubelet mount, through PATH.
+	if os.Getenv("PATH") == "" {
+		os.Setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
 	name, args := filepath.Base(argv[0]), argv[1:]
 	if name == "cairnd" && len(args) > 0 {
 		name, args = args[0], args[1:]
 	}
-	if code, ok := components.Run(name, args); ok {
+	if code, ok := components.Run(ctx, name, args); ok {
 		return code
 	}
 	// init stamps each line with the time; the level and message suffice here.
@@ -47,7 +53,7 @@ func Main(ctx context.Context, argv []string, out io.Writer) int {
 	case "node", "cairnd":
 		err = idle(ctx, out, "cairnd: the config has no cluster: section, so this node runs no Kubernetes; add cluster.role to make it a server or an agent")
 	default:
-		fmt.Fprintf(out, "cairnd: unknown command %q; use server, agent, kubectl, kube-apiserver, kube-controller-manager or kube-scheduler\n", name)
+		fmt.Fprintf(out, "cairnd: unknown command %q; use server, agent or one of %s\n", name, strings.Join(components.Names(), ", "))
 		return 2
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -112,3 +112,9 @@ func LoadWithCard(base, card, name string) (c *Config, warns []Problem, cardErr,
 	}
 	return layered, warns, nil, nil
 }
+
+// Problem is an error about the value at path, placed in its file and line,
+// for checks made outside Validate (files the config points at).
+func (c *Config) Problem(path, msg string) Problem {
+	return Problem{File: c.fileOf(path), Pos: c.PosOf(path), Path: path, Msg: msg}
+}

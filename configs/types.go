@@ -75,6 +75,7 @@ type Cluster struct {
 	Labels    map[string]string   `yaml:"labels,omitempty" jsonschema_description:"Node labels."`
 	Taints    []string            `yaml:"taints,omitempty" jsonschema_description:"Node taints as key=value:Effect or key:Effect."`
 	ExtraArgs map[string][]string `yaml:"extraArgs,omitempty" jsonschema_description:"Extra flags per component (kube-apiserver, kubelet, ...)."`
+	Images    []string            `yaml:"images,omitempty" jsonschema_description:"Container image archives (OCI layout or docker save .tar, for the board's architecture) baked into the image and imported into containerd at boot, pinned; paths are relative to the config file. Pods use them with imagePullPolicy: Never or IfNotPresent, so no registry is needed."`
 	Datastore string              `yaml:"datastore,omitempty" jsonschema_description:"kine datastore URL for servers (postgres://, mysql://, https:// for etcd). Default: SQLite on the data partition."`
 }
 

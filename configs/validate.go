@@ -33,11 +33,11 @@ type checker struct {
 }
 
 func (k *checker) err(path, format string, args ...any) {
-	k.errs = append(k.errs, Problem{File: k.c.fileOf(path), Pos: k.c.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	k.errs = append(k.errs, k.c.Problem(path, fmt.Sprintf(format, args...)))
 }
 
 func (k *checker) warn(path, format string, args ...any) {
-	k.warns = append(k.warns, Problem{File: k.c.fileOf(path), Pos: k.c.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	k.warns = append(k.warns, k.c.Problem(path, fmt.Sprintf(format, args...)))
 }
 
 // Validate checks the meaning of a decoded config. It returns warnings

@@ -1,29 +1,54 @@
 // Package components holds cairnd's multicall entry points for the upstream
-// Kubernetes programs. Each runs in its own process (cairnd re-executes
-// itself with the component's name as the first argument), as upstream
-// commands install process-wide signal handlers and registries that allow
-// one component per process.
+// programs: the Kubernetes components, containerd, its runc shim and ctr.
+// (containerd's runc shim is a program of its own, cmd/containerd-shim-runc-v2.)
+// Each runs in its own process (cairnd re-executes itself with the
+// component's name as the first argument, or is started through a symlink
+// named after it), as upstream commands install process-wide signal
+// handlers, flags and registries that allow one program per process.
 package components
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+
 	"github.com/spf13/cobra"
 	"k8s.io/component-base/cli"
 	kubectl "k8s.io/kubectl/pkg/cmd"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 var entries = map[string]func() *cobra.Command{
 	"kube-apiserver":          apiserver.NewAPIServerCommand,
 	"kube-controller-manager": controllermanager.NewControllerManagerCommand,
 	"kube-scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
+	"kubelet":                 func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) },
+	"kube-proxy":              proxy.NewProxyCommand,
 	"kubectl":                 kubectl.NewDefaultKubectlCommand,
 }
 
-// Run runs the named component with args and returns its exit code; ok is
-// false when name is not a component.
-func Run(name string, args []string) (code int, ok bool) {
+// Names lists every program Run knows, for symlinks and help.
+func Names() []string {
+	names := []string{"containerd", "ctr"}
+	for n := range entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Run runs the named program with args and returns its exit code; ok is
+// false when name is not one of them.
+func Run(ctx context.Context, name string, args []string) (code int, ok bool) {
+	switch name {
+	case "containerd", "ctr":
+		return runContainerd(ctx, name, args), true
+	}
 	newCmd, ok := entries[name]
 	if !ok {
 		return 0, false
@@ -31,4 +56,19 @@ func Run(name string, args []string) (code int, ok bool) {
 	cmd := newCmd()
 	cmd.SetArgs(args)
 	return cli.Run(cmd), true
+}
+
+func runContainerd(ctx context.Context, name string, args []string) int {
+	argv := append([]string{name}, args...)
+	var err error
+	if name == "ctr" {
+		err = ctrApp().Run(ctx, argv)
+	} else {
+		err = containerdApp().Run(ctx, argv)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	return 0
 }

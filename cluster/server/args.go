@@ -3,42 +3,12 @@ package server
 import (
 	"fmt"
 	"net"
-	"sort"
-	"strings"
 
 	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/cluster/supervise"
 )
 
-// component is one child process: its cairnd entry point and flags.
-type component struct {
-	Name string
-	Args []string
-}
-
-// flags renders defaults overridden by the config's extraArgs for name
-// (flag names without dashes, as in extraArgs: {kube-apiserver: ["v=2"]}).
-func flags(defaults map[string]string, extra []string) []string {
-	m := map[string]string{}
-	for k, v := range defaults {
-		m[k] = v
-	}
-	for _, e := range extra {
-		k, v, _ := strings.Cut(strings.TrimLeft(e, "-"), "=")
-		m[k] = v
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = "--" + k + "=" + m[k]
-	}
-	return out
-}
-
-func (p Paths) components(etcd string, advertise net.IP, extra map[string][]string) []component {
+func (p Paths) components(etcd string, advertise net.IP, extra map[string][]string) []supervise.Component {
 	api := map[string]string{
 		"advertise-address":                  advertise.String(),
 		"bind-address":                       "0.0.0.0",
@@ -92,6 +62,7 @@ func (p Paths) components(etcd string, advertise net.IP, extra map[string][]stri
 		"service-cluster-ip-range":         ServiceCIDR,
 		"leader-elect":                     "false",
 		"controllers":                      "*,tokencleaner",
+		"flex-volume-plugin-dir":           "/var/lib/kubelet/volumeplugins", // the default is on the read-only root
 		"profiling":                        "false",
 	}
 	sched := map[string]string{
@@ -103,9 +74,9 @@ func (p Paths) components(etcd string, advertise net.IP, extra map[string][]stri
 		"leader-elect":              "false",
 		"profiling":                 "false",
 	}
-	return []component{
-		{"kube-apiserver", flags(api, extra["kube-apiserver"])},
-		{"kube-controller-manager", flags(cm, extra["kube-controller-manager"])},
-		{"kube-scheduler", flags(sched, extra["kube-scheduler"])},
+	return []supervise.Component{
+		{Name: "kube-apiserver", Args: supervise.Flags(api, extra["kube-apiserver"])},
+		{Name: "kube-controller-manager", Args: supervise.Flags(cm, extra["kube-controller-manager"])},
+		{Name: "kube-scheduler", Args: supervise.Flags(sched, extra["kube-scheduler"])},
 	}
 }

@@ -67,6 +67,9 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 		{"admin", identity.Leaf{CommonName: "cairn-admin", Organizations: []string{"system:masters"}}},
 		{"kube-controller-manager", identity.Leaf{CommonName: "system:kube-controller-manager"}},
 		{"kube-scheduler", identity.Leaf{CommonName: "system:kube-scheduler"}},
+		// The server's own node.
+		{"kubelet", identity.Leaf{CommonName: "system:node:" + hostname, Organizations: []string{"system:nodes"}}},
+		{"kube-proxy", identity.Leaf{CommonName: "system:kube-proxy"}},
 	} {
 		if w.err != nil {
 			break

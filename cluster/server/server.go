@@ -13,8 +13,13 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/cluster/agent"
+	"github.com/cairn-os/cairn/cluster/dns"
 	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/cluster/supervise"
 	"github.com/cairn-os/cairn/configs"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // DefaultDir is the server's state on the data partition.
@@ -63,9 +68,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	comps := p.components(etcd, advertise, c.ExtraArgs)
-	start := func(c component) {
+	start := func(c supervise.Component) {
 		wg.Add(1)
-		go func() { defer wg.Done(); supervise(ctx, s.Log, s.Self, c, s.LogDir) }()
+		go func() { defer wg.Done(); supervise.Run(ctx, s.Log, s.Self, c, s.LogDir) }()
 	}
 	start(comps[0])
 	if err := waitReady(ctx, p, 10*time.Minute); err != nil {
@@ -78,7 +83,65 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, c := range comps[1:] {
 		start(c)
 	}
+	if err := s.startDNS(ctx, &wg, p, advertise); err != nil {
+		return err
+	}
+	// A server is also a node, so a single server is a usable cluster.
+	node := &agent.Agent{
+		Node: agent.Node{
+			Name: hostname, IP: advertise.String(), ClusterCIDR: ClusterCIDR, ClusterDNS: ClusterDNSIP,
+			Domain: ClusterDomain, ClientCA: p.tls(identity.FileClientCA), Labels: c.Labels, Taints: c.Taints,
+		},
+		Self: s.Self, KubeletKubeconfig: p.KubeconfigFor("kubelet"), ProxyKubeconfig: p.KubeconfigFor("kube-proxy"),
+		ExtraArgs: c.ExtraArgs, Log: s.Log, LogDir: s.LogDir,
+		NodeReady: agent.ReadyCheck(p.KubeconfigFor("kubelet"), hostname),
+		Ready: func() {
+			if err := boot.WriteHealth("apiserver=ready,node=ready"); err != nil {
+				s.Log.Warn("health file", "err", err)
+			}
+		},
+	}
+	wg.Go(func() {
+		if err := node.Run(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Error("node", "err", err)
+		}
+	})
 	wg.Wait()
+	return nil
+}
+
+// startDNS serves cluster DNS on the server's address and points the
+// kube-dns Service at it.
+func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, p Paths, self net.IP) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", p.AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	recs := &dns.Records{}
+	dns.Watch(ctx, cs, recs)
+	srv := &dns.Server{Domain: ClusterDomain, Upstreams: dns.Upstreams("/etc/resolv.conf", ClusterDNSIP), Records: recs, Log: s.Log}
+	wg.Go(func() {
+		if err := srv.ListenAndServe(ctx, net.JoinHostPort(self.String(), "53")); err != nil {
+			s.Log.Error("cluster DNS stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		for backoff := time.Second; ctx.Err() == nil; backoff = min(2*backoff, time.Minute) {
+			err := dns.EnsureService(ctx, cs, ClusterDNSIP, self, s.Log)
+			if err == nil {
+				return
+			}
+			s.Log.Warn("cluster DNS service; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+		}
+	})
 	return nil
 }
 

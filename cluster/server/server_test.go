@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,14 +13,6 @@ import (
 	"github.com/cairn-os/cairn/cluster/identity"
 	"gopkg.in/yaml.v3"
 )
-
-func TestExtraArgsOverrideDefaults(t *testing.T) {
-	got := flags(map[string]string{"v": "0", "profiling": "false"}, []string{"--v=4", "feature-gates=X=true"})
-	want := []string{"--feature-gates=X=true", "--profiling=false", "--v=4"}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-}
 
 // TestStateFolder writes the PKI and policy files and checks that every
 // file a component flag names exists, that the serving certificate covers

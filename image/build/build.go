@@ -33,16 +33,18 @@ type Options struct {
 	ConfigRaw []byte // the config file as written, baked into the image
 	// ClusterFiles are baked into boot.ClusterDir (0600), by file name.
 	ClusterFiles map[string][]byte
-	Output       string
-	BinDir       string // holds linux-ARCH/init and linux-ARCH/cairnd
-	Cache        string
-	Offline      bool
-	Debs         string // folder of .debs instead of repositories
-	HostRoot     string // where to read the host's apt sources; "/" normally
-	Epoch        time.Time
-	Version      string
-	Log          *slog.Logger
-	Progress     io.Writer // progress bars and lines; nil for none
+	// Images are container image archives (checked) baked into the root.
+	Images   []string
+	Output   string
+	BinDir   string // holds linux-ARCH/init and linux-ARCH/cairnd
+	Cache    string
+	Offline  bool
+	Debs     string // folder of .debs instead of repositories
+	HostRoot string // where to read the host's apt sources; "/" normally
+	Epoch    time.Time
+	Version  string
+	Log      *slog.Logger
+	Progress io.Writer // progress bars and lines; nil for none
 }
 
 // Result describes what was written.
@@ -95,7 +97,7 @@ func (b *builder) binary(name string) string {
 }
 
 func (b *builder) checkBinaries() error {
-	for _, n := range []string{"init", "cairnd"} {
+	for _, n := range []string{"init", "cairnd", "pause", shimName} {
 		if _, err := os.Stat(b.binary(n)); err != nil {
 			return fmt.Errorf("%s is missing: build the device binaries first (make build, or GOOS=linux GOARCH=%s go build -o %s ./cmd/%s)", b.binary(n), b.arch, b.binary(n), n)
 		}
@@ -173,7 +175,11 @@ func (b *builder) packages(ctx context.Context) error {
 			return err
 		}
 	}
-	closure, err := ix.Closure(userlandPackages)
+	pkgs := userlandPackages
+	if b.isCluster() {
+		pkgs = append(slices.Clone(pkgs), clusterPackages...)
+	}
+	closure, err := ix.Closure(pkgs)
 	if err != nil {
 		return fmt.Errorf("userland: %w", err)
 	}

@@ -19,6 +19,9 @@ import (
 func (b *builder) buildInfo() boot.BuildInfo {
 	p := b.o.Board
 	mods := slices.Concat(p.Modules, b.o.Config.Modules)
+	if b.isCluster() {
+		mods = append(mods, clusterModules...)
+	}
 	return boot.BuildInfo{Board: p.Name, Arch: b.arch, Version: b.o.Version, Kernel: b.kernel.Version,
 		Epoch: b.o.Epoch.Unix(), Modules: mods, Watchdog: p.Watchdog, MinData: int64(p.Layout.Data) << 20}
 }
@@ -30,6 +33,9 @@ func (b *builder) modules() (initrd, root []string, err error) {
 		return nil, nil, fmt.Errorf("board %s initramfsModules: %w", p.Name, err)
 	}
 	names := slices.Concat(p.InitramfsModules, p.Modules, b.o.Config.Modules)
+	if b.isCluster() {
+		names = append(names, clusterModules...)
+	}
 	for _, t := range p.ModuleTrees {
 		names = append(names, b.kernel.Under(t)...)
 	}
@@ -103,7 +109,14 @@ func (b *builder) rootTree(mods []string) (*fstree.Tree, error) {
 	if err := b.addModules(t, mods); err != nil {
 		return nil, err
 	}
-	files, err := libClosure(b.userDirs, b.arch, userlandFiles)
+	want := userlandFiles
+	if b.isCluster() {
+		want = append(slices.Clone(want), expandFiles(b.userDirs, clusterFiles)...)
+		if err := b.addClusterTree(t); err != nil {
+			return nil, err
+		}
+	}
+	files, err := libClosure(b.userDirs, b.arch, want)
 	if err != nil {
 		return nil, fmt.Errorf("userland: %w", err)
 	}

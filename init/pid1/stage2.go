@@ -376,17 +376,16 @@ func (s *stage2) shutdown(log *slog.Logger, cancel context.CancelFunc, how int) 
 // watchHealth reports on the console when cairnd finds the cluster healthy
 // and when it stops doing so (the A/B commit will wait for the first).
 func watchHealth(ctx context.Context, log *slog.Logger) {
-	healthy := false
+	healthy, last := false, ""
 	for {
 		what, ok := boot.ReadHealth()
-		if ok != healthy {
-			if ok {
-				log.Info("cluster healthy", "status", what)
-			} else {
-				log.Warn("cluster no longer healthy")
-			}
-			healthy = ok
+		switch {
+		case ok && (!healthy || what != last):
+			log.Info("cluster healthy", "status", what)
+		case !ok && healthy:
+			log.Warn("cluster no longer healthy")
 		}
+		healthy, last = ok, what
 		select {
 		case <-ctx.Done():
 			return

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/image/apt"
 	"github.com/cairn-os/cairn/image/build"
+	"github.com/cairn-os/cairn/image/oci"
 	"github.com/cairn-os/cairn/internal/progress"
 	"github.com/spf13/cobra"
 )
@@ -64,6 +66,10 @@ day are bit-for-bit identical.`,
 			if binDir == "" {
 				binDir = defaultBinDir()
 			}
+			images, err := clusterImages(cfg, name, p.Arch)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			ci, err := clusterSecrets(log, cfg, epoch)
 			if err != nil {
@@ -74,7 +80,7 @@ day are bit-for-bit identical.`,
 				clusterFiles = ci.files
 			}
 			res, err := build.Build(cmd.Context(), build.Options{
-				Board: p, Config: cfg, ConfigRaw: raw, ClusterFiles: clusterFiles, Output: output, BinDir: binDir,
+				Board: p, Config: cfg, ConfigRaw: raw, ClusterFiles: clusterFiles, Images: images, Output: output, BinDir: binDir,
 				Cache: cache, Offline: offline, Debs: debs, Epoch: epoch, Version: Version,
 				Log: log, Progress: cmd.ErrOrStderr(),
 			})
@@ -137,4 +143,35 @@ func summary(r *build.Result, p *boards.Profile, took time.Duration) string {
 	}
 	return fmt.Sprintf("%s: %s %s image for %s, kernel %s, in %.1fs; partitions: %s; data: created on first boot in the rest of the disk",
 		r.Output, progress.Size(r.Size), p.Layout.Table, p.Name, r.Kernel, took.Seconds(), strings.Join(parts, ", "))
+}
+
+// clusterImages checks the config's cluster.images archives (relative to
+// the config file) and returns their paths. A problem names the config
+// line.
+func clusterImages(cfg *configs.Config, configFile, arch string) ([]string, error) {
+	if cfg.Cluster == nil {
+		return nil, nil
+	}
+	var out []string
+	var probs configs.Problems
+	for i, img := range cfg.Cluster.Images {
+		p := fmt.Sprintf("cluster.images[%d]", i)
+		file := img
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(filepath.Dir(configFile), file)
+		}
+		info, err := oci.Inspect(file)
+		switch {
+		case err != nil:
+			probs = append(probs, cfg.Problem(p, fmt.Sprintf("%v; give an OCI layout or docker save archive (.tar)", err)))
+		case len(info.Archs) > 0 && !slices.Contains(info.Archs, arch):
+			probs = append(probs, cfg.Problem(p, fmt.Sprintf("%s is for %s, but the board is %s; build or pull the image for %s", img, strings.Join(info.Archs, ", "), arch, arch)))
+		default:
+			out = append(out, file)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return out, nil
 }

@@ -24,14 +24,19 @@ const serverTimeout = 20 * time.Minute
 
 // TestServerControlPlane boots a cluster.role: server image on arm64 and
 // talks to its API through a forwarded port with the kubeconfig the build
-// wrote: version, authentication, objects stored, controllers at work, and
-// after a power cut the objects are still there. Then it reads the data
-// partition the VM wrote: a Secret is stored encrypted, a ConfigMap is not.
+// wrote: version, authentication, objects stored, controllers at work. The
+// server is also a node: it becomes Ready and runs a Deployment of an image
+// the test builds and bakes in through cluster.images, behind a Service
+// that another pod reaches by its DNS name; kubectl logs and exec work. After a power cut
+// the objects are still there and the Deployment serves again. Then it
+// reads the data partition the VM wrote: a Secret is stored encrypted, a
+// ConfigMap is not.
 func TestServerControlPlane(t *testing.T) {
 	need(t, "qemu-system-aarch64", "sfdisk")
 	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
 	dir := t.TempDir()
-	img := buildImage(t, "qemu-arm64", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: vmtest\n  role: server\n", dir)
+	helloImage(t, "arm64", filepath.Join(dir, "hello.tar"))
+	img := buildImage(t, "qemu-arm64", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: vmtest\n  role: server\n  images: [hello.tar]\n", dir)
 	if err := os.Truncate(img, 3<<30); err != nil {
 		t.Fatal(err)
 	}
@@ -52,9 +57,14 @@ func TestServerControlPlane(t *testing.T) {
 		if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready", 0, time.Minute); err != nil {
 			t.Errorf("%v\nconsole:\n%s", err, vm.Output())
 		}
+		if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready,node=ready", 0, serverTimeout); err != nil {
+			t.Fatalf("the node did not become Ready: %v\nconsole:\n%s", err, vm.Output())
+		}
+		t.Logf("node ready after %s", vm.Since().Round(time.Second))
 		return vm
 	}
 	vm := boot()
+	kubectl := kubectlFor(t, filepath.Join(dir, "kubeconfig"), api.base)
 
 	var version struct{ GitVersion string }
 	api.json(t, "GET", "/version", nil, 200, &version)
@@ -86,6 +96,24 @@ func TestServerControlPlane(t *testing.T) {
 		"metadata": map[string]any{"name": "priv"},
 		"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "x", "securityContext": map[string]any{"privileged": true}}}}}, 403, nil)
 
+	// The node runs workloads from the baked image, with no registry.
+	kubectl.must("apply", "-f", writeManifest(t, dir, helloManifest))
+	if out, err := kubectl.run("rollout", "status", "deployment/hello", "--timeout=10m"); err != nil {
+		t.Fatalf("deployment: %v\n%s\nconsole:\n%s", err, out, vm.Output())
+	}
+	// Another pod reaches the Service by its DNS name (cluster DNS).
+	client := "client-1"
+	runClient(t, kubectl, client, "http://hello.default.svc.cluster.local/")
+	if out := kubectl.must("logs", client); !strings.Contains(out, "hello from hello-") {
+		t.Errorf("the client pod did not reach the Service: logs %q", out)
+	}
+	if out := kubectl.must("logs", "deployment/hello"); !strings.Contains(out, "hello: serving on :8080") || !strings.Contains(out, "GET /") {
+		t.Errorf("kubectl logs of the server: %q", out)
+	}
+	if out := kubectl.must("exec", "deployment/hello", "--", "/hello", "get", "http://127.0.0.1:8080/exec"); !strings.Contains(out, "hello from hello-") {
+		t.Errorf("kubectl exec: %q", out)
+	}
+
 	// Power cut; the objects live on the data partition.
 	vm.Kill()
 	vm = boot()
@@ -93,6 +121,13 @@ func TestServerControlPlane(t *testing.T) {
 	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/kept", nil, 200, &cm)
 	if cm.Data["v"] != "plain-configmap-value-4711" {
 		t.Errorf("config map after the power cut: %v", cm.Data)
+	}
+	if out, err := kubectl.run("rollout", "status", "deployment/hello", "--timeout=10m"); err != nil {
+		t.Fatalf("deployment after the power cut: %v\n%s\nconsole:\n%s", err, out, vm.Output())
+	}
+	runClient(t, kubectl, "client-2", "http://hello/") // the short name, through the search path
+	if out := kubectl.must("logs", "client-2"); !strings.Contains(out, "hello from hello-") {
+		t.Errorf("after the power cut the client pod did not reach the Service: logs %q", out)
 	}
 	vm.Kill()
 

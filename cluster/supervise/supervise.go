@@ -1,22 +1,50 @@
-package server
+// Package supervise runs cairnd's components as child processes of the
+// same binary, restarting them with back-off and keeping their logs.
+package supervise
 
 import (
 	"bufio"
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
-// supervise runs one component as a child process of this binary (argv[1]
+// Component is one child process: its cairnd entry point and arguments.
+type Component struct {
+	Name string
+	Args []string
+}
+
+// Flags renders defaults overridden by the config's extraArgs for one
+// component (flag names without dashes, as in extraArgs: {kubelet: ["v=2"]}).
+func Flags(defaults map[string]string, extra []string) []string {
+	m := maps.Clone(defaults)
+	if m == nil {
+		m = map[string]string{}
+	}
+	for _, e := range extra {
+		k, v, _ := strings.Cut(strings.TrimLeft(e, "-"), "=")
+		m[k] = v
+	}
+	out := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, "--"+k+"="+m[k])
+	}
+	return out
+}
+
+// Run runs one component as a child process of this binary (self; argv[1]
 // is its entry point) and restarts it with back-off while ctx lives. Its
 // output goes to logDir/NAME.log (kept below a size); when it exits, the
 // last lines it printed are logged with the reason.
-func supervise(ctx context.Context, log *slog.Logger, self string, c component, logDir string) {
+func Run(ctx context.Context, log *slog.Logger, self string, c Component, logDir string) {
 	backoff := time.Second
 	out := &rotating{path: filepath.Join(logDir, c.Name+".log"), max: 20 << 20}
 	defer out.Close()

@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-os/cairn/cluster/supervise"
+	"github.com/cairn-os/cairn/internal/atomicfile"
+)
+
+// Agent is the node side of one machine.
+type Agent struct {
+	Node              Node
+	RunDir            string // RunDir unless set
+	Self              string // this binary, for the component processes
+	KubeletKubeconfig string
+	ProxyKubeconfig   string
+	ExtraArgs         map[string][]string
+	Log               *slog.Logger
+	LogDir            string
+	// Ready is called once the node is Ready (for the health file).
+	Ready func()
+	// NodeReady reports whether the node is Ready (an error while it is not
+	// registered), asked every few seconds.
+	NodeReady func(ctx context.Context) (bool, error)
+}
+
+// Run prepares the host, starts containerd, imports the baked images,
+// starts the kubelet and kube-proxy, and returns when ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.RunDir == "" {
+		a.RunDir = RunDir
+	}
+	if err := prepareHost(a.Log); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"containerd.toml": containerdConfig(a.RunDir),
+		"cni.template":    cniTemplate,
+		"kubelet.yaml":    kubeletConfig(a.Node),
+		"kube-proxy.yaml": proxyConfig(a.Node, a.ProxyKubeconfig),
+	}
+	for name, data := range files {
+		if err := writeFile(filepath.Join(a.RunDir, name), data); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{ContainerdRoot, KubeletRoot, DefaultDir, "/var/log/pods", "/var/log/containers"} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+
+	var wg sync.WaitGroup
+	start := func(name string, defaults map[string]string) {
+		c := supervise.Component{Name: name, Args: supervise.Flags(defaults, a.ExtraArgs[name])}
+		wg.Go(func() { supervise.Run(ctx, a.Log, a.Self, c, a.LogDir) })
+	}
+	start("containerd", map[string]string{"config": filepath.Join(a.RunDir, "containerd.toml")})
+	if err := waitSocket(ctx, ContainerdSock, 2*time.Minute); err != nil {
+		return fmt.Errorf("containerd: %w", err)
+	}
+	a.Log.Info("containerd ready", "socket", ContainerdSock)
+	if err := importImages(ctx, a.Log, ImagesDir); err != nil {
+		// A bad archive must not keep the node from joining; say which.
+		a.Log.Error("importing baked images", "err", err)
+	}
+	start("kubelet", kubeletFlags(a.Node, filepath.Join(a.RunDir, "kubelet.yaml"), a.KubeletKubeconfig))
+	// kube-proxy takes the node's addresses from its Node object (and exits
+	// when they change), so it starts once the kubelet has registered it.
+	a.watchReady(ctx, func() {
+		start("kube-proxy", map[string]string{"config": filepath.Join(a.RunDir, "kube-proxy.yaml")})
+	})
+	wg.Wait()
+	return nil
+}
+
+// watchReady calls registered once the node exists, then logs when it
+// becomes Ready or stops being Ready, until ctx ends.
+func (a *Agent) watchReady(ctx context.Context, registered func()) {
+	was := false
+	var lastErr string
+	for ctx.Err() == nil {
+		ready, err := a.NodeReady(ctx)
+		if err != nil && err.Error() != lastErr && ctx.Err() == nil {
+			a.Log.Info("waiting for the node to register", "node", a.Node.Name, "err", err)
+			lastErr = err.Error()
+		}
+		if err == nil && registered != nil {
+			registered()
+			registered = nil
+		}
+		if ready != was {
+			if ready {
+				a.Log.Info("node ready", "node", a.Node.Name)
+				if a.Ready != nil {
+					a.Ready()
+				}
+			} else {
+				a.Log.Warn("node not ready", "node", a.Node.Name)
+			}
+			was = ready
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(3 * time.Second):
+		}
+	}
+}
+
+func writeFile(path, data string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(path, []byte(data), 0o600)
+}
+
+// prepareHost sets what the kubelet and the CNI plugins expect of a node:
+// shared mount propagation, cgroup v2 controllers delegated from the root,
+// forwarding and bridge netfilter.
+func prepareHost(log *slog.Logger) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SHARED, ""); err != nil {
+		return fmt.Errorf("making mounts shared: %w", err)
+	}
+	avail, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+	if err != nil {
+		return fmt.Errorf("cgroup v2 is not mounted at /sys/fs/cgroup: %w", err)
+	}
+	var enable []string
+	for _, c := range strings.Fields(string(avail)) {
+		enable = append(enable, "+"+c)
+	}
+	for _, c := range []string{"cpu", "memory", "pids"} {
+		if !slices.Contains(enable, "+"+c) {
+			return fmt.Errorf("the kernel lacks the cgroup v2 %s controller the kubelet needs", c)
+		}
+	}
+	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte(strings.Join(enable, " ")), 0o644); err != nil {
+		return fmt.Errorf("delegating cgroup controllers: %w", err)
+	}
+	for key, val := range map[string]string{
+		"net/ipv4/ip_forward":                 "1",
+		"net/ipv6/conf/all/forwarding":        "1",
+		"net/bridge/bridge-nf-call-iptables":  "1",
+		"net/bridge/bridge-nf-call-ip6tables": "1",
+	} {
+		if err := os.WriteFile("/proc/sys/"+key, []byte(val), 0o644); err != nil {
+			log.Warn("sysctl", "key", strings.ReplaceAll(key, "/", "."), "err", err)
+		}
+	}
+	return nil
+}
+
+// waitSocket waits until a unix socket accepts connections.
+func waitSocket(ctx context.Context, path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		var c net.Conn
+		if c, err = net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not accept connections within %s: %w", path, timeout, err)
+}
+
+func sorted(s []string) []string { slices.Sort(s); return s }
+
+var errNoImages = errors.New("no images")

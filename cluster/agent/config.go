@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Fixed places on the node.
+const (
+	DefaultDir      = "/var/lib/cairn/agent" // the agent's own state
+	RunDir          = "/run/cairn/agent"     // generated configs, rewritten at every start
+	ContainerdRoot  = "/var/lib/containerd"
+	ContainerdState = "/run/containerd"
+	ContainerdSock  = "/run/containerd/containerd.sock"
+	KubeletRoot     = "/var/lib/kubelet"
+	CNIBinDir       = "/usr/lib/cni"          // Debian's containernetworking-plugins
+	ImagesDir       = "/usr/lib/cairn/images" // archives baked in by cairn build
+	Namespace       = "k8s.io"                // containerd namespace of the CRI
+)
+
+// PauseImage is the sandbox image cairn builds into every cluster image.
+const PauseImage = "cairn.local/pause:1"
+
+// containerdConfig is containerd's config (version 3, containerd 2.x).
+func containerdConfig(runDir string) string {
+	return fmt.Sprintf(`version = 3
+root = %q
+state = %q
+
+[grpc]
+  address = %q
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = %q
+
+[plugins."io.containerd.cri.v1.runtime".cni]
+  bin_dirs = [%q]
+  conf_dir = %q
+  conf_template = %q
+  use_internal_loopback = true
+`, ContainerdRoot, ContainerdState, ContainerdSock, PauseImage, CNIBinDir,
+		filepath.Join(runDir, "cni"), filepath.Join(runDir, "cni.template"))
+}
+
+// cniTemplate is the pod network: containerd fills in the node's pod CIDR.
+// Traffic leaving the cluster's pod range is masqueraded by the bridge
+// plugin.
+const cniTemplate = `{
+  "cniVersion": "1.0.0",
+  "name": "cairn",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cni0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "/var/lib/cairn/agent/ipam",
+        "ranges": [[{"subnet": "{{.PodCIDR}}"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+`
+
+// Node is what the kubelet and kube-proxy configs need to know.
+type Node struct {
+	Name        string
+	IP          string
+	ClusterCIDR string // all pods
+	ClusterDNS  string
+	Domain      string
+	ClientCA    string // file: CA of client certificates the kubelet accepts
+	Labels      map[string]string
+	Taints      []string
+}
+
+// kubeletConfig is a KubeletConfiguration for cgroup v2 without systemd,
+// with the thresholds of a small edge disk.
+func kubeletConfig(n Node) string {
+	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: %q}
+authorization:
+  mode: Webhook
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://%s
+clusterDNS: [%q]
+clusterDomain: %q
+failSwapOn: false
+resolvConf: /etc/resolv.conf
+serializeImagePulls: false
+evictionHard:
+  memory.available: 50Mi
+  nodefs.available: 5%%
+  imagefs.available: 5%%
+imageGCHighThresholdPercent: 95
+imageGCLowThresholdPercent: 90
+readOnlyPort: 0
+volumePluginDir: /var/lib/kubelet/volumeplugins
+healthzBindAddress: 127.0.0.1
+rotateCertificates: false
+serverTLSBootstrap: false
+`, n.ClientCA, ContainerdSock, n.ClusterDNS, n.Domain)
+}
+
+// kubeletFlags are the kubelet's flags besides its config file.
+func kubeletFlags(n Node, config, kubeconfig string) map[string]string {
+	f := map[string]string{
+		"config":            config,
+		"kubeconfig":        kubeconfig,
+		"hostname-override": n.Name,
+		"root-dir":          KubeletRoot,
+		"cert-dir":          filepath.Join(KubeletRoot, "pki"),
+	}
+	if n.IP != "" {
+		f["node-ip"] = n.IP
+	}
+	if len(n.Labels) > 0 {
+		var l []string
+		for k, v := range n.Labels {
+			l = append(l, k+"="+v)
+		}
+		f["node-labels"] = strings.Join(sorted(l), ",")
+	}
+	if len(n.Taints) > 0 {
+		f["register-with-taints"] = strings.Join(n.Taints, ",")
+	}
+	return f
+}
+
+// proxyConfig is kube-proxy in iptables mode (iptables-nft from Debian).
+// Conntrack limits are left to the kernel.
+func proxyConfig(n Node, kubeconfig string) string {
+	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: %q
+hostnameOverride: %q
+mode: iptables
+clusterCIDR: %q
+metricsBindAddress: 127.0.0.1:10249
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+`, kubeconfig, n.Name, n.ClusterCIDR)
+}

@@ -1,0 +1,114 @@
+package vmtest
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/image/oci"
+)
+
+// helloImage builds testdata/hello for arch and packs it as an OCI archive
+// named cairn.test/hello:1.
+func helloImage(t *testing.T, arch, out string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hello")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/hello")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the test workload: %v\n%s", err, b)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	err = oci.Write(&buf, oci.Image{Ref: "cairn.test/hello:1", Arch: arch, Entrypoint: []string{"/hello"},
+		Files: []oci.File{{Path: "/hello", Mode: 0o755, Data: data}}, Created: time.Unix(1780000000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// helloManifest is a Deployment of the hello image and its Service.
+const helloManifest = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers:
+      - name: hello
+        image: cairn.test/hello:1
+        imagePullPolicy: Never
+        args: [serve, ":8080"]
+        ports: [{containerPort: 8080}]
+        readinessProbe:
+          httpGet: {path: /ready, port: 8080}
+          periodSeconds: 5
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hello}
+spec:
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: 8080}]
+`
+
+func writeManifest(t *testing.T, dir, text string) string {
+	f := filepath.Join(dir, "manifest.yaml")
+	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// kubectl runs kubectl (cairnd for the build machine's architecture, which
+// make build has built) against the API at base.
+type kubectl struct {
+	t                     *testing.T
+	bin, kubeconfig, base string
+}
+
+func kubectlFor(t *testing.T, kubeconfig, base string) kubectl {
+	return kubectl{t: t, bin: filepath.Join(deviceBinaries(t), "linux-"+runtime.GOARCH, "cairnd"), kubeconfig: kubeconfig, base: base}
+}
+
+func (k kubectl) run(args ...string) (string, error) {
+	full := append([]string{"kubectl", "--kubeconfig", k.kubeconfig, "--server", k.base, "--request-timeout=2m"}, args...)
+	out, err := exec.Command(k.bin, full...).CombinedOutput()
+	k.t.Logf("kubectl %s\n%s", strings.Join(args, " "), bytes.TrimSpace(out))
+	return string(out), err
+}
+
+// must runs kubectl and fails the test if it fails.
+func (k kubectl) must(args ...string) string {
+	k.t.Helper()
+	out, err := k.run(args...)
+	if err != nil {
+		k.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// runClient runs a pod that fetches url once and waits for it to finish.
+func runClient(t *testing.T, k kubectl, name, url string) {
+	t.Helper()
+	k.must("run", name, "--image=cairn.test/hello:1", "--image-pull-policy=Never", "--restart=Never", "--", "get", url)
+	if out, err := k.run("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/"+name, "--timeout=5m"); err != nil {
+		logs, _ := k.run("logs", name)
+		desc, _ := k.run("describe", "pod", name)
+		t.Fatalf("pod %s did not succeed: %v\n%s\nlogs:\n%s\n%s", name, err, out, logs, desc)
+	}
+}

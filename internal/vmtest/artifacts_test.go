@@ -114,10 +114,16 @@ func TestReproducibleBuild(t *testing.T) {
 // TestBadInput checks that bad input gets one clear sentence, a non-zero
 // exit, and no output file.
 func TestBadInput(t *testing.T) {
+	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  interfaces:\n    - name: eth0\n      addresses: [10.1.2.300/24]\n"), 0o644)
 	out := filepath.Join(dir, "x.img")
+	// cluster.images: a file that is not an image, and an image for amd64.
+	os.WriteFile(filepath.Join(dir, "notes.tar"), []byte("not a tar file"), 0o644)
+	helloImage(t, "amd64", filepath.Join(dir, "hello-amd64.tar"))
+	badImages := filepath.Join(dir, "images.yaml")
+	os.WriteFile(badImages, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: server\n  images:\n    - notes.tar\n    - hello-amd64.tar\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -126,6 +132,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"build", "--board", "rpi9", "-o", out}, "unknown board \"rpi9\": choose one of"},
 		{[]string{"build", "--board", "rpi5", "-o", out, "--bin-dir", deviceBinaries(t)}, "linux-image-rpi-2712 is in none of the configured repositories"},
 		{[]string{"build", "-o", "/proc/nope/x.img", "--bin-dir", deviceBinaries(t)}, "cannot write the output"},
+		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:6:7: cluster.images[0]: not a container image archive"},
+		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:7:7: cluster.images[1]: hello-amd64.tar is for amd64, but the board is arm64"},
 	} {
 		msg, err := cairn(t, tc.args...)
 		if err == nil {

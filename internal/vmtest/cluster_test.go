@@ -5,10 +5,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/image/oci"
 )
 
 // TestClusterSecretsInImages builds a server and an agent of one cluster and
@@ -32,6 +34,21 @@ func TestClusterSecretsInImages(t *testing.T) {
 		if !regexp.MustCompile(`-rw------- 0/0 +\d+ \S+ \S+ squashfs-root/usr/lib/cairn/cluster/` + regexp.QuoteMeta(f) + `\n`).MatchString(list) {
 			t.Errorf("server root lacks cluster/%s as 0600 root:\n%s", f, grepLines(list, "cluster"))
 		}
+	}
+	// The node runtime: Debian's runc, CNI plugins and iptables with their
+	// libraries, the shim, cairnd's names, and the pause image cairn built.
+	for _, f := range []string{"usr/sbin/runc", "usr/lib/cni/bridge", "usr/lib/cni/host-local", "usr/lib/cni/portmap",
+		"usr/sbin/xtables-nft-multi", "usr/sbin/iptables-restore -> xtables-nft-multi", "bin/mount",
+		"usr/bin/containerd-shim-runc-v2", "usr/bin/kubelet -> cairnd", "usr/bin/containerd -> cairnd",
+		"libseccomp.so.2", "xtables/libxt_comment.so", "usr/lib/cairn/images/pause.tar"} {
+		if len(grepLines(list, f)) == 0 {
+			t.Errorf("server root lacks %s", f)
+		}
+	}
+	pause := filepath.Join(t.TempDir(), "pause.tar")
+	os.WriteFile(pause, []byte(rootFile(t, img, "usr/lib/cairn/images/pause.tar")), 0o644)
+	if info, err := oci.Inspect(pause); err != nil || !slices.Equal(info.Names, []string{"cairn.local/pause:1"}) || !slices.Equal(info.Archs, []string{"arm64"}) {
+		t.Errorf("pause image: %+v %v", info, err)
 	}
 	kc := filepath.Join(srvDir, "kubeconfig")
 	st, err := os.Stat(kc)

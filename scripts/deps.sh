@@ -31,6 +31,8 @@ esac
 [ -e /usr/share/AAVMF/AAVMF_CODE.fd ] || need="$need qemu-efi-aarch64"
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || [ -e /usr/share/OVMF/OVMF_CODE.fd ] || need="$need ovmf"
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need="$need debian-archive-keyring"
+# The test of a server on an external datastore runs a private PostgreSQL.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 command -v go >/dev/null 2>&1 || { echo "Go is missing: install Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1; }
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -78,6 +78,8 @@ type Node struct {
 	ClusterDNS  string
 	Domain      string
 	ClientCA    string // file: CA of client certificates the kubelet accepts
+	TLSCert     string // files: the kubelet's serving certificate and key
+	TLSKey      string
 	Labels      map[string]string
 	Taints      []string
 }
@@ -111,7 +113,9 @@ volumePluginDir: /var/lib/kubelet/volumeplugins
 healthzBindAddress: 127.0.0.1
 rotateCertificates: false
 serverTLSBootstrap: false
-`, n.ClientCA, ContainerdSock, n.ClusterDNS, n.Domain)
+tlsCertFile: %q
+tlsPrivateKeyFile: %q
+`, n.ClientCA, ContainerdSock, n.ClusterDNS, n.Domain, n.TLSCert, n.TLSKey)
 }
 
 // kubeletFlags are the kubelet's flags besides its config file.

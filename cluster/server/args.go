@@ -20,6 +20,7 @@ func (p Paths) components(etcd string, advertise net.IP, extra map[string][]stri
 		"client-ca-file":                     p.tls(identity.FileClientCA),
 		"kubelet-client-certificate":         p.tls("apiserver-kubelet-client.crt"),
 		"kubelet-client-key":                 p.tls("apiserver-kubelet-client.key"),
+		"kubelet-certificate-authority":      p.tls(identity.FileServerCA),
 		"requestheader-client-ca-file":       p.tls(identity.FileRequestHeaderCA),
 		"requestheader-allowed-names":        "front-proxy-client",
 		"requestheader-extra-headers-prefix": "X-Remote-Extra-",

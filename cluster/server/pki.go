@@ -58,6 +58,10 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 	w.issue(b.ServerCA, identity.Leaf{CommonName: "kube-apiserver", DNSNames: dns, IPs: sans, Server: true}, p.tls("apiserver"), now)
 	w.issue(b.ClientCA, identity.Leaf{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}}, p.tls("apiserver-kubelet-client"), now)
 	w.issue(b.RequestHeaderCA, identity.Leaf{CommonName: "front-proxy-client"}, p.tls("front-proxy-client"), now)
+	// The kubelet's serving certificate, from the server CA, which the
+	// apiserver checks (--kubelet-certificate-authority) for logs and exec.
+	w.issue(b.ServerCA, identity.Leaf{CommonName: "system:node:" + hostname, Organizations: []string{"system:nodes"},
+		DNSNames: []string{hostname, "localhost"}, IPs: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...), Server: true}, p.tls("kubelet-serving"), now)
 
 	local := fmt.Sprintf("https://127.0.0.1:%d", APIPort)
 	for _, c := range []struct {

@@ -91,6 +91,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Node: agent.Node{
 			Name: hostname, IP: advertise.String(), ClusterCIDR: ClusterCIDR, ClusterDNS: ClusterDNSIP,
 			Domain: ClusterDomain, ClientCA: p.tls(identity.FileClientCA), Labels: c.Labels, Taints: c.Taints,
+			TLSCert: p.tls("kubelet-serving.crt"), TLSKey: p.tls("kubelet-serving.key"),
 		},
 		Self: s.Self, KubeletKubeconfig: p.KubeconfigFor("kubelet"), ProxyKubeconfig: p.KubeconfigFor("kube-proxy"),
 		ExtraArgs: c.ExtraArgs, Log: s.Log, LogDir: s.LogDir,

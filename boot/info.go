@@ -20,6 +20,11 @@ const (
 	// ClusterDir holds the cluster secrets baked into the image: the whole
 	// bundle on servers, only the join token on agents. Files are 0600.
 	ClusterDir = "/usr/lib/cairn/cluster"
+	// ImagesDir holds container image archives (the pause image and the
+	// config's cluster.images), imported by cairnd at every start.
+	ImagesDir = "/usr/lib/cairn/images"
+	// PauseImage is the pod sandbox image the builder makes.
+	PauseImage = "cairn.local/pause:1"
 )
 
 // CardConfig is the config a user may put on the first (FAT) partition after

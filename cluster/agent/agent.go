@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/cluster/supervise"
 	"github.com/cairn-os/cairn/internal/atomicfile"
 )
@@ -72,7 +73,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("containerd: %w", err)
 	}
 	a.Log.Info("containerd ready", "socket", ContainerdSock)
-	if err := importImages(ctx, a.Log, ImagesDir); err != nil {
+	if err := importImages(ctx, a.Log, boot.ImagesDir); err != nil {
 		// A bad archive must not keep the node from joining; say which.
 		a.Log.Error("importing baked images", "err", err)
 	}
@@ -180,7 +181,5 @@ func waitSocket(ctx context.Context, path string, timeout time.Duration) error {
 	}
 	return fmt.Errorf("%s did not accept connections within %s: %w", path, timeout, err)
 }
-
-func sorted(s []string) []string { slices.Sort(s); return s }
 
 var errNoImages = errors.New("no images")

@@ -3,7 +3,10 @@ package agent
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/cairn-os/cairn/boot"
 )
 
 // Fixed places on the node.
@@ -14,13 +17,9 @@ const (
 	ContainerdState = "/run/containerd"
 	ContainerdSock  = "/run/containerd/containerd.sock"
 	KubeletRoot     = "/var/lib/kubelet"
-	CNIBinDir       = "/usr/lib/cni"          // Debian's containernetworking-plugins
-	ImagesDir       = "/usr/lib/cairn/images" // archives baked in by cairn build
-	Namespace       = "k8s.io"                // containerd namespace of the CRI
+	CNIBinDir       = "/usr/lib/cni" // Debian's containernetworking-plugins
+	Namespace       = "k8s.io"       // containerd namespace of the CRI
 )
-
-// PauseImage is the sandbox image cairn builds into every cluster image.
-const PauseImage = "cairn.local/pause:1"
 
 // containerdConfig is containerd's config (version 3, containerd 2.x).
 func containerdConfig(runDir string) string {
@@ -41,7 +40,7 @@ state = %q
   conf_dir = %q
   conf_template = %q
   use_internal_loopback = true
-`, ContainerdRoot, ContainerdState, ContainerdSock, PauseImage, CNIBinDir,
+`, ContainerdRoot, ContainerdState, ContainerdSock, boot.PauseImage, CNIBinDir,
 		filepath.Join(runDir, "cni"), filepath.Join(runDir, "cni.template"))
 }
 
@@ -135,7 +134,7 @@ func kubeletFlags(n Node, config, kubeconfig string) map[string]string {
 		for k, v := range n.Labels {
 			l = append(l, k+"="+v)
 		}
-		f["node-labels"] = strings.Join(sorted(l), ",")
+		f["node-labels"] = strings.Join(slices.Sorted(slices.Values(l)), ",")
 	}
 	if len(n.Taints) > 0 {
 		f["register-with-taints"] = strings.Join(n.Taints, ",")

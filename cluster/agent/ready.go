@@ -12,14 +12,16 @@ import (
 // ReadyCheck asks the API, with the kubelet's own credentials (the Node
 // authorizer lets a node read itself), whether the node is Ready.
 func ReadyCheck(kubeconfig, node string) func(ctx context.Context) (bool, error) {
+	var cs *kubernetes.Clientset // made on first use, then kept
 	return func(ctx context.Context) (bool, error) {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return false, err
-		}
-		cs, err := kubernetes.NewForConfig(cfg)
-		if err != nil {
-			return false, err
+		if cs == nil {
+			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return false, err
+			}
+			if cs, err = kubernetes.NewForConfig(cfg); err != nil {
+				return false, err
+			}
 		}
 		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/image/fstree"
 	"github.com/cairn-os/cairn/image/oci"
 )
@@ -46,12 +47,6 @@ var clusterModules = []string{
 	"xt_multiport", "xt_tcpudp", "xt_physdev", "xt_set", "xt_REDIRECT", "xt_recent", "ipt_REJECT", "ip6t_REJECT",
 }
 
-// PauseImage must match cluster/agent.PauseImage.
-const pauseImage = "cairn.local/pause:1"
-
-// imagesDir holds the image archives on the root (cluster/agent.ImagesDir).
-const imagesDir = "usr/lib/cairn/images"
-
 func (b *builder) isCluster() bool { return b.o.Config.Cluster != nil }
 
 // expandFiles resolves clusterFiles' patterns against the unpacked packages.
@@ -77,7 +72,7 @@ func expandFiles(roots []string, files []string) []string {
 	return out
 }
 
-func hasMeta(p string) bool { return bytes.ContainsAny([]byte(p), "*?[") }
+func hasMeta(p string) bool { return strings.ContainsAny(p, "*?[") }
 
 // shimName is containerd's runc shim, which it finds in PATH.
 const shimName = "containerd-shim-runc-v2"
@@ -104,13 +99,13 @@ func (b *builder) addClusterTree(t *fstree.Tree) error {
 	}
 	var buf bytes.Buffer
 	err = oci.Write(&buf, oci.Image{
-		Ref: pauseImage, Arch: b.arch, Entrypoint: []string{"/pause"},
+		Ref: boot.PauseImage, Arch: b.arch, Entrypoint: []string{"/pause"},
 		Files: []oci.File{{Path: "/pause", Mode: 0o755, Data: pause}}, Created: b.o.Epoch.UTC().Truncate(time.Second),
 	})
 	if err != nil {
 		return err
 	}
-	if err := t.AddData(path.Join(imagesDir, "pause.tar"), 0o644, buf.Bytes()); err != nil {
+	if err := t.AddData(path.Join(boot.ImagesDir, "pause.tar"), 0o644, buf.Bytes()); err != nil {
 		return err
 	}
 	for i, img := range b.o.Images {
@@ -118,7 +113,7 @@ func (b *builder) addClusterTree(t *fstree.Tree) error {
 		if !strings.HasSuffix(name, ".tar") {
 			name += ".tar"
 		}
-		if err := t.AddFile(path.Join(imagesDir, name), 0o644, img); err != nil {
+		if err := t.AddFile(path.Join(boot.ImagesDir, name), 0o644, img); err != nil {
 			return err
 		}
 	}

@@ -96,6 +96,52 @@ func (ca *CA) Issue(l Leaf, now time.Time) (certOut, keyOut []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if certOut, err = ca.sign(l, &key.PublicKey, now); err != nil {
+		return nil, nil, err
+	}
+	kp, err := keyPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certOut, kp, nil
+}
+
+// SignRequest issues a certificate for the key of a PEM certificate
+// request, whose signature proves the requester holds that key. The
+// request's own names are ignored: l says what the certificate is for.
+func (ca *CA) SignRequest(csrPEM []byte, l Leaf, now time.Time) ([]byte, error) {
+	blk, _ := pem.Decode(csrPEM)
+	if blk == nil || blk.Type != "CERTIFICATE REQUEST" {
+		return nil, errors.New("no PEM certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	return ca.sign(l, csr.PublicKey, now)
+}
+
+// NewRequest makes a key and a PEM certificate request for it.
+func NewRequest() (csrPEM, keyOut []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kp, err := keyPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), kp, nil
+}
+
+func (ca *CA) sign(l Leaf, pub any, now time.Time) ([]byte, error) {
 	usage := x509.ExtKeyUsageClientAuth
 	if l.Server {
 		usage = x509.ExtKeyUsageServerAuth
@@ -110,15 +156,11 @@ func (ca *CA) Issue(l Leaf, now time.Time) (certOut, keyOut []byte, err error) {
 		DNSNames:     l.DNSNames,
 		IPAddresses:  l.IPs,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("issue %s: %w", l.CommonName, err)
+		return nil, fmt.Errorf("issue %s: %w", l.CommonName, err)
 	}
-	kp, err := keyPEM(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), kp, nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 func serial() *big.Int {

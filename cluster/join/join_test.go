@@ -1,0 +1,193 @@
+package join
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/cluster/identity"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+var cluster = Cluster{ClusterCIDR: "10.42.0.0/16", ClusterDNS: "10.43.0.10", Domain: "cluster.local"}
+
+// serve runs a join endpoint of a new cluster on loopback and returns the
+// cluster's bundle, the endpoint's URL, and the server's log.
+func serve(t *testing.T) (*identity.Bundle, string, *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	b, _, err := identity.LoadOrCreate(filepath.Join(dir, "lab"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := b.ServerCA.Issue(identity.Leaf{CommonName: "kube-apiserver", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "s.crt"), cert, 0o600)
+	os.WriteFile(filepath.Join(dir, "s.key"), key, 0o600)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var log bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Listen(ctx, addr, filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key"), b.ServerCA.CertPEM,
+			Handler(b, cluster, func() time.Time { return now }, slog.New(slog.NewTextHandler(&log, nil))))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Listen: %v", err)
+		}
+	})
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return b, "https://" + addr + Path, &log
+}
+
+func do(t *testing.T, endpoint string, tok identity.Token, req *Request) (*Response, error) {
+	t.Helper()
+	return send(context.Background(), endpoint, tok, req)
+}
+
+func TestJoinSignsTheAgentsKeys(t *testing.T) {
+	b, api, log := serve(t)
+	tok, _ := identity.ParseToken(b.Token())
+	req, keys, err := NewRequest("edge-7", []net.IP{net.IPv4(192, 168, 77, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := do(t, api, tok, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Cluster != cluster {
+		t.Errorf("cluster settings %+v", resp.Cluster)
+	}
+	check := func(name string, caPEM, certPEM, keyPEM []byte, usage x509.ExtKeyUsage, cn string) *x509.Certificate {
+		t.Helper()
+		ca, _ := identity.ParseCert(caPEM)
+		cert, err := identity.ParseCert(certPEM)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(ca)
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{usage}, CurrentTime: now}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if cert.Subject.CommonName != cn {
+			t.Errorf("%s: CN %q, want %q", name, cert.Subject.CommonName, cn)
+		}
+		if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+			t.Errorf("%s: the certificate is not for the agent's key: %v", name, err)
+		}
+		return cert
+	}
+	kubelet := check("kubelet", resp.ClientCA, resp.Kubelet, keys.Kubelet, x509.ExtKeyUsageClientAuth, "system:node:edge-7")
+	if o := kubelet.Subject.Organization; len(o) != 1 || o[0] != "system:nodes" {
+		t.Errorf("kubelet organisation %v", o)
+	}
+	serving := check("serving", resp.ServerCA, resp.Serving, keys.Serving, x509.ExtKeyUsageServerAuth, "system:node:edge-7")
+	if err := serving.VerifyHostname("192.168.77.2"); err != nil {
+		t.Error(err)
+	}
+	if err := serving.VerifyHostname("edge-7"); err != nil {
+		t.Error(err)
+	}
+	check("kube-proxy", resp.ClientCA, resp.Proxy, keys.Proxy, x509.ExtKeyUsageClientAuth, "system:kube-proxy")
+	if !strings.Contains(log.String(), "node joined") || !strings.Contains(log.String(), "node=edge-7") {
+		t.Errorf("server log:\n%s", log)
+	}
+}
+
+func TestWrongSecretIsRefused(t *testing.T) {
+	b, api, log := serve(t)
+	tok, _ := identity.ParseToken(b.Token())
+	tok.Secret = "0123456789abcdef0123456789abcdef"
+	req, _, _ := NewRequest("edge-7", []net.IP{net.IPv4(192, 168, 77, 2)})
+	_, err := do(t, api, tok, req)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "secret is not this cluster's") {
+		t.Errorf("err = %v", err)
+	}
+	if !strings.Contains(log.String(), "join refused: wrong token secret") {
+		t.Errorf("server log:\n%s", log)
+	}
+}
+
+func TestOtherServerCAIsNotTrusted(t *testing.T) {
+	b, api, log := serve(t)
+	other, _, err := identity.LoadOrCreate(filepath.Join(t.TempDir(), "other"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The right secret, but pinning another cluster's CA: the agent must
+	// not send its secret to this server.
+	tok, _ := identity.ParseToken(other.Token())
+	tok.Secret = b.Secret
+	req, _, _ := NewRequest("edge-7", []net.IP{net.IPv4(192, 168, 77, 2)})
+	_, err = do(t, api, tok, req)
+	if !errors.Is(err, identity.ErrCAMismatch) {
+		t.Errorf("err = %v", err)
+	}
+	if strings.Contains(log.String(), "join") {
+		t.Errorf("the request reached the server:\n%s", log)
+	}
+}
+
+func TestBadRequestsAreRefused(t *testing.T) {
+	b, api, _ := serve(t)
+	tok, _ := identity.ParseToken(b.Token())
+	for _, c := range []struct {
+		name string
+		edit func(*Request)
+		want string
+	}{
+		{"node name", func(r *Request) { r.Node = "Edge_7" }, `"Edge_7" is not a node name`},
+		{"address", func(r *Request) { r.IPs = []string{"192.168.77"} }, "is not an IP address"},
+		{"no address", func(r *Request) { r.IPs = nil }, "names no node address"},
+		{"request", func(r *Request) { r.Serving = []byte("junk") }, "no PEM certificate request"},
+	} {
+		req, _, _ := NewRequest("edge-7", []net.IP{net.IPv4(192, 168, 77, 2)})
+		c.edit(req)
+		_, err := do(t, api, tok, req)
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v", c.name, err)
+		}
+	}
+}
+
+func TestURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://10.0.0.1:6443":     "https://10.0.0.1:6444/v1/join",
+		"https://srv.lan":           "https://srv.lan:6444/v1/join",
+		"https://[fd00::1]:6443/x/": "https://[fd00::1]:6444/v1/join",
+	} {
+		if got, err := URL(in); err != nil || got != want {
+			t.Errorf("URL(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := URL("http://10.0.0.1:6443"); err == nil {
+		t.Error("http URL accepted")
+	}
+}

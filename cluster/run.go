@@ -49,7 +49,7 @@ func Main(ctx context.Context, argv []string, out io.Writer) int {
 	case "server":
 		err = runServer(ctx, log)
 	case "agent":
-		err = idle(ctx, out, "cairnd agent: joining a server is not built yet (the node runtime runs on servers; agents need the join endpoint and flannel); this process only holds the service slot that init supervises")
+		err = runAgent(ctx, log)
 	case "node", "cairnd":
 		err = idle(ctx, out, "cairnd: the config has no cluster: section, so this node runs no Kubernetes; add cluster.role to make it a server or an agent")
 	default:

@@ -72,6 +72,7 @@ type Cluster struct {
 	Role      string              `yaml:"role" jsonschema:"required,enum=server,enum=agent" jsonschema_description:"server (control plane and node) or agent (node that joins a server)."`
 	Server    string              `yaml:"server,omitempty" jsonschema_description:"URL of the server an agent joins (https://host:6443); required for agents."`
 	Token     string              `yaml:"token,omitempty" jsonschema_description:"Join token (cairn1.CAHASH.SECRET); it pins the server's CA. Leave it empty and the build fills it from the cluster's secrets; set it for an agent of a cluster whose secrets are on another machine."`
+	NodeIP    IP                  `yaml:"nodeIP,omitempty" jsonschema_description:"IPv4 address other nodes reach this node at: the kubelet's node IP, the pod network's VXLAN endpoint and, on a server, the API's advertised address. Default: a server's first IPv4 address; an agent's address on the route to its server."`
 	Labels    map[string]string   `yaml:"labels,omitempty" jsonschema_description:"Node labels."`
 	Taints    []string            `yaml:"taints,omitempty" jsonschema_description:"Node taints as key=value:Effect or key:Effect."`
 	ExtraArgs map[string][]string `yaml:"extraArgs,omitempty" jsonschema_description:"Extra flags per component (kube-apiserver, kubelet, ...)."`

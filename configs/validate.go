@@ -244,6 +244,9 @@ func (k *checker) cluster(c *Cluster) {
 			k.err("cluster.server", "%q is not an https URL such as https://10.0.0.1:6443", c.Server)
 		}
 	}
+	if c.NodeIP.IsValid() && !c.NodeIP.Is4() {
+		k.err("cluster.nodeIP", "%s is not an IPv4 address; the pod network between nodes runs over IPv4", c.NodeIP)
+	}
 	for key, v := range c.Labels {
 		if !labelKeyRE.MatchString(key) || len(v) > 63 {
 			k.err("cluster.labels."+key, "%q=%q is not a valid Kubernetes label", key, v)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/cluster/overlay"
 	"github.com/cairn-os/cairn/cluster/supervise"
 	"github.com/cairn-os/cairn/internal/atomicfile"
 )
@@ -44,6 +46,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.RunDir = RunDir
 	}
 	if err := prepareHost(a.Log); err != nil {
+		return err
+	}
+	if err := masquerade(ctx, a.Node.ClusterCIDR); err != nil {
 		return err
 	}
 	files := map[string]string{
@@ -82,6 +87,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	// when they change), so it starts once the kubelet has registered it.
 	a.watchReady(ctx, func() {
 		start("kube-proxy", map[string]string{"config": filepath.Join(a.RunDir, "kube-proxy.yaml")})
+		wg.Go(func() {
+			for backoff := 5 * time.Second; ctx.Err() == nil; backoff = min(2*backoff, time.Minute) {
+				if err := a.runOverlay(ctx); err != nil && ctx.Err() == nil {
+					a.Log.Error("pod network between nodes failed; retrying", "err", err, "in", backoff)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+			}
+		})
 	})
 	wg.Wait()
 	return nil
@@ -118,6 +134,44 @@ func (a *Agent) watchReady(ctx context.Context, registered func()) {
 		case <-time.After(3 * time.Second):
 		}
 	}
+}
+
+// runOverlay keeps the VXLAN routes to the other nodes' pods. It reads
+// Nodes as kube-proxy (the Node authorizer lets a kubelet read only its
+// own) and publishes the VXLAN MAC as the kubelet.
+func (a *Agent) runOverlay(ctx context.Context) error {
+	ip := net.ParseIP(a.Node.IP)
+	if ip == nil || ip.To4() == nil {
+		return fmt.Errorf("the pod network needs the node's IPv4 address, not %q", a.Node.IP)
+	}
+	watch, err := clientFor(a.ProxyKubeconfig)
+	if err != nil {
+		return err
+	}
+	self, err := clientFor(a.KubeletKubeconfig)
+	if err != nil {
+		return err
+	}
+	o := &overlay.Overlay{Node: a.Node.Name, NodeIP: ip.To4(), Watch: watch, Self: self, Log: a.Log}
+	return o.Run(ctx)
+}
+
+// masquerade rewrites the source of pod traffic that leaves the pod
+// network, and only that: pods see each other's own addresses across
+// nodes.
+func masquerade(ctx context.Context, clusterCIDR string) error {
+	rule := func(op string) []string {
+		return []string{"-w", "-t", "nat", op, "POSTROUTING", "-s", clusterCIDR, "!", "-d", clusterCIDR,
+			"-m", "comment", "--comment", "cairn: pod traffic leaving the pod network", "-j", "MASQUERADE"}
+	}
+	if exec.CommandContext(ctx, "iptables", rule("-C")...).Run() == nil {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, "iptables", rule("-A")...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables masquerade rule: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 func writeFile(path, data string) error {

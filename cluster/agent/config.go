@@ -45,8 +45,8 @@ state = %q
 }
 
 // cniTemplate is the pod network: containerd fills in the node's pod CIDR.
-// Traffic leaving the cluster's pod range is masqueraded by the bridge
-// plugin.
+// Traffic between nodes' pods keeps its addresses (the agent masquerades
+// only what leaves the pod network), so the bridge plugin does not.
 const cniTemplate = `{
   "cniVersion": "1.0.0",
   "name": "cairn",
@@ -55,7 +55,7 @@ const cniTemplate = `{
       "type": "bridge",
       "bridge": "cni0",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",

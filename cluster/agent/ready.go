@@ -15,11 +15,8 @@ func ReadyCheck(kubeconfig, node string) func(ctx context.Context) (bool, error)
 	var cs *kubernetes.Clientset // made on first use, then kept
 	return func(ctx context.Context) (bool, error) {
 		if cs == nil {
-			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-			if err != nil {
-				return false, err
-			}
-			if cs, err = kubernetes.NewForConfig(cfg); err != nil {
+			var err error
+			if cs, err = clientFor(kubeconfig); err != nil {
 				return false, err
 			}
 		}
@@ -34,4 +31,12 @@ func ReadyCheck(kubeconfig, node string) func(ctx context.Context) (bool, error)
 		}
 		return false, nil
 	}
+}
+
+func clientFor(kubeconfig string) (*kubernetes.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/cairn-os/cairn/cluster/agent"
 	"github.com/cairn-os/cairn/cluster/dns"
 	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/cluster/join"
 	"github.com/cairn-os/cairn/cluster/supervise"
 	"github.com/cairn-os/cairn/configs"
 	"k8s.io/client-go/kubernetes"
@@ -46,8 +48,15 @@ func (s *Server) Run(ctx context.Context) error {
 	p := Paths{Dir: s.Dir}
 	hostname, _ := os.Hostname()
 	ips := hostIPs()
+	c := s.Config.Cluster
 	advertise := net.IPv4(127, 0, 0, 1)
-	if len(ips) > 0 {
+	if c.NodeIP.IsValid() {
+		advertise = net.IP(c.NodeIP.AsSlice())
+		if !slices.ContainsFunc(ips, advertise.Equal) {
+			s.Log.Warn("no interface has cluster.nodeIP yet; using it anyway", "nodeIP", advertise)
+			ips = append([]net.IP{advertise}, ips...)
+		}
+	} else if len(ips) > 0 {
 		advertise = ips[0]
 	}
 	if err := writePKI(p, s.Bundle, hostname, ips, time.Now()); err != nil {
@@ -59,7 +68,6 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(AuditLog), 0o700); err != nil {
 		return err
 	}
-	c := s.Config.Cluster
 	etcd, err := s.Datastore(ctx, c.Datastore, filepath.Join(s.Dir, "db"))
 	if err != nil {
 		return fmt.Errorf("datastore: %w", err)
@@ -67,6 +75,15 @@ func (s *Server) Run(ctx context.Context) error {
 	s.Log.Info("datastore ready", "backend", backendName(c.Datastore), "etcd", etcd)
 
 	var wg sync.WaitGroup
+	cluster := join.Cluster{ClusterCIDR: ClusterCIDR, ClusterDNS: ClusterDNSIP, Domain: ClusterDomain}
+	wg.Go(func() {
+		addr := fmt.Sprintf(":%d", join.Port)
+		err := join.Listen(ctx, addr, p.tls("apiserver.crt"), p.tls("apiserver.key"), s.Bundle.ServerCA.CertPEM,
+			join.Handler(s.Bundle, cluster, time.Now, s.Log))
+		if err != nil {
+			s.Log.Error("the join endpoint stopped; agents cannot join", "addr", addr, "err", err)
+		}
+	})
 	comps := p.components(etcd, advertise, c.ExtraArgs)
 	start := func(c supervise.Component) {
 		wg.Add(1)
@@ -89,8 +106,8 @@ func (s *Server) Run(ctx context.Context) error {
 	// A server is also a node, so a single server is a usable cluster.
 	node := &agent.Agent{
 		Node: agent.Node{
-			Name: hostname, IP: advertise.String(), ClusterCIDR: ClusterCIDR, ClusterDNS: ClusterDNSIP,
-			Domain: ClusterDomain, ClientCA: p.tls(identity.FileClientCA), Labels: c.Labels, Taints: c.Taints,
+			Name: hostname, IP: advertise.String(), ClusterCIDR: cluster.ClusterCIDR, ClusterDNS: cluster.ClusterDNS,
+			Domain: cluster.Domain, ClientCA: p.tls(identity.FileClientCA), Labels: c.Labels, Taints: c.Taints,
 			TLSCert: p.tls("kubelet-serving.crt"), TLSKey: p.tls("kubelet-serving.key"),
 		},
 		Self: s.Self, KubeletKubeconfig: p.KubeconfigFor("kubelet"), ProxyKubeconfig: p.KubeconfigFor("kube-proxy"),

@@ -115,24 +115,74 @@ func BenchmarkServer(b *testing.B) {
 	}
 	fmt.Printf("server power-on to node Ready: %.0f s\n", vm.Since().Seconds())
 	time.Sleep(5 * time.Minute)
+	pss, node, rss := memory(b, vm)
+	fmt.Printf("server memory 5 min after node Ready, no workloads: PSS %d MiB, of which the node part (containerd, kubelet, kube-proxy) %d MiB (RSS summed %d MiB counts the shared binary once per process)\n", pss>>10, node>>10, rss>>10)
+}
+
+// memory lists cairnd's processes and the shims in a VM with the debug
+// console, and sums their memory in KiB: all of them as PSS, the node part
+// (containerd, kubelet, kube-proxy and the shims) as PSS, and all as RSS.
+func memory(b *testing.B, vm *qemu.VM) (pss, node, rss int) {
 	ps, err := vm.Run("ps", time.Minute)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rss, pss int
-	node := 0 // PSS of the node part: containerd, kubelet, kube-proxy, shims
 	for _, l := range strings.Split(ps, "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 4 && (strings.HasSuffix(f[3], "cairnd") || strings.HasSuffix(f[3], "containerd-shim-runc-v2")) {
-			var r, p int
-			fmt.Sscan(f[1], &r)
-			fmt.Sscan(f[2], &p)
-			rss, pss = rss+r, pss+p
-			if len(f) > 4 && (f[4] == "containerd" || f[4] == "kubelet" || f[4] == "kube-proxy") || !strings.HasSuffix(f[3], "cairnd") {
-				node += p
-			}
-			fmt.Printf("  RSS %4d MiB  PSS %4d MiB  %s\n", r>>10, p>>10, strings.Join(f[3:], " "))
+		f := strings.Fields(l) // pid rss pss exe [argv...]
+		if len(f) < 4 {
+			continue
 		}
+		exe := filepath.Base(f[3])
+		if exe != "cairnd" && exe != "containerd-shim-runc-v2" {
+			continue
+		}
+		var r, p int
+		fmt.Sscan(f[1], &r)
+		fmt.Sscan(f[2], &p)
+		rss, pss = rss+r, pss+p
+		if exe != "cairnd" || len(f) > 4 && (f[4] == "containerd" || f[4] == "kubelet" || f[4] == "kube-proxy") {
+			node += p
+		}
+		fmt.Printf("  RSS %4d MiB  PSS %4d MiB  %s\n", r>>10, p>>10, strings.Join(f[3:], " "))
 	}
-	fmt.Printf("server memory 5 min after node Ready, no workloads: PSS %d MiB, of which the node part (containerd, kubelet, kube-proxy) %d MiB (RSS summed %d MiB counts the shared binary once per process)\n", pss>>10, node>>10, rss>>10)
+	return pss, node, rss
+}
+
+// BenchmarkAgent boots a server and an agent on one QEMU network and
+// prints the agent's time from power-on to node Ready and its memory five
+// minutes after.
+func BenchmarkAgent(b *testing.B) {
+	dir := b.TempDir()
+	b.Setenv("CAIRN_CLUSTERS", dir)
+	board, _ := boards.Get("qemu-arm64")
+	lan := fmt.Sprintf("127.0.0.1:%d", 20000+os.Getpid()%20000)
+	boot := func(name, mac, ip, cluster, lanOpt string) *qemu.VM {
+		cfg := filepath.Join(dir, name+".yaml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: %s\n"+
+			"network:\n  interfaces:\n    - mac: %q\n      addresses: [%s/24]\n    - name: eth*\n"+
+			"cluster:\n  name: bench\n%sdebug:\n  console: true\n", name, mac, ip, cluster)), 0o644)
+		img := filepath.Join(dir, name+".img")
+		cmd := exec.Command(cairnBin(b), "build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bin-dir", filepath.Dir(cairnBin(b)))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("build: %v\n%s", err, out)
+		}
+		if err := os.Truncate(img, 3<<30); err != nil {
+			b.Fatal(err)
+		}
+		vm, err := qemu.Start(qemu.Options{Board: board, Image: img, LAN: lanOpt + "=" + lan, LANMAC: mac})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(vm.Kill)
+		if _, err := vm.WaitFor(`msg="node ready"`, 0, 30*time.Minute); err != nil {
+			b.Fatalf("%s: %v\n%s", name, err, vm.Output())
+		}
+		return vm
+	}
+	boot("server", "52:54:00:77:00:01", "192.168.77.1", "  role: server\n  nodeIP: 192.168.77.1\n", "listen")
+	agent := boot("agent", "52:54:00:77:00:02", "192.168.77.2", "  role: agent\n  server: https://192.168.77.1:6443\n", "connect")
+	fmt.Printf("agent power-on to node Ready (server already up), qemu-arm64, accel %s: %.0f s\n", qemu.Accel(board.QEMU.Binary), agent.Since().Seconds())
+	time.Sleep(5 * time.Minute)
+	pss, node, rss := memory(b, agent)
+	fmt.Printf("agent memory 5 min after node Ready, no workloads: PSS %d MiB, of which containerd, kubelet and kube-proxy %d MiB (RSS summed %d MiB)\n", pss>>10, node>>10, rss>>10)
 }

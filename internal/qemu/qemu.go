@@ -27,6 +27,11 @@ type Options struct {
 	Image   string
 	Forward []string // host:guest TCP port pairs ("6443" means 6443:6443)
 	Net     string   // extra -netdev user options, e.g. "dns=10.0.2.3"
+	// LAN adds a second NIC on a network shared with other VMs through a
+	// QEMU socket: "listen=127.0.0.1:PORT" on the first VM and
+	// "connect=127.0.0.1:PORT" on the one after it. LANMAC is its address
+	// (each VM needs its own).
+	LAN, LANMAC string
 	// Direct boot (Raspberry Pi machine): kernel, initramfs, device tree, command line.
 	Kernel, Initrd, DTB, Append string
 	Console                     io.Writer // a copy of the serial console; nil for none
@@ -107,6 +112,9 @@ func Args(o Options, tmp string) (string, []string, error) {
 			netdev += "," + o.Net
 		}
 		args = append(args, "-netdev", netdev, "-device", q.NIC+",netdev=net0")
+		if o.LAN != "" {
+			args = append(args, "-netdev", "socket,id=lan0,"+o.LAN, "-device", q.NIC+",netdev=lan0,mac="+o.LANMAC)
+		}
 		args = append(args, "-device", "virtio-rng-pci", "-device", "i6300esb")
 	}
 	if o.Kernel != "" {

@@ -106,6 +106,12 @@ func (k kubectl) must(args ...string) string {
 func runClient(t *testing.T, k kubectl, name, url string) {
 	t.Helper()
 	k.must("run", name, "--image=cairn.test/hello:1", "--image-pull-policy=Never", "--restart=Never", "--", "get", url)
+	waitSucceeded(t, k, name)
+}
+
+// waitSucceeded waits for a pod to finish well, or fails with its story.
+func waitSucceeded(t *testing.T, k kubectl, name string) {
+	t.Helper()
 	if out, err := k.run("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/"+name, "--timeout=5m"); err != nil {
 		logs, _ := k.run("logs", name)
 		desc, _ := k.run("describe", "pod", name)

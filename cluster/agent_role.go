@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/cluster/agent"
+	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/cluster/join"
+	"github.com/cairn-os/cairn/cluster/server"
+	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/internal/atomicfile"
+)
+
+// runAgent joins the server named in the config with the image's token,
+// retrying with back-off until it is let in, then runs the node.
+func runAgent(ctx context.Context, log *slog.Logger) error {
+	cfg, _, _, err := configs.LoadWithCard(boot.ConfigPath, boot.CardConfigCopy, boot.CardConfig+" on the boot partition")
+	if err != nil {
+		return err
+	}
+	c := cfg.Cluster
+	if c == nil || c.Role != "agent" {
+		return errors.New("the config does not make this node an agent (cluster.role: agent)")
+	}
+	data, err := os.ReadFile(filepath.Join(boot.ClusterDir, identity.FileToken))
+	if err != nil {
+		return fmt.Errorf("the image carries no join token (%v); build it with cluster.role: agent", err)
+	}
+	tok, err := identity.ParseToken(string(data))
+	if err != nil {
+		return err
+	}
+	hostname, _ := os.Hostname()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	var nodeIP net.IP
+	var keys *join.Keys
+	var resp *join.Response
+	for backoff := 5 * time.Second; ; backoff = min(2*backoff, 2*time.Minute) {
+		nodeIP, err = agentIP(c)
+		if err == nil {
+			var req *join.Request
+			if req, keys, err = join.NewRequest(hostname, []net.IP{nodeIP}); err != nil {
+				return err
+			}
+			if resp, err = join.Do(ctx, c.Server, tok, req); err == nil {
+				break
+			}
+		}
+		log.Error("joining the server failed; retrying", "server", c.Server, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+	log.Info("joined the server", "server", c.Server, "node", hostname, "nodeIP", nodeIP)
+
+	dir := filepath.Join(agent.RunDir, "tls")
+	kubeletKC, err := identity.Kubeconfig("cairn", c.Server, resp.ServerCA, resp.Kubelet, keys.Kubelet)
+	if err != nil {
+		return err
+	}
+	proxyKC, err := identity.Kubeconfig("cairn", c.Server, resp.ServerCA, resp.Proxy, keys.Proxy)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{
+		"client-ca.crt": resp.ClientCA, "kubelet-serving.crt": resp.Serving, "kubelet-serving.key": keys.Serving,
+		"kubelet.kubeconfig": kubeletKC, "kube-proxy.kubeconfig": proxyKC,
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, data := range files {
+		if err := atomicfile.Write(filepath.Join(dir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	kubeconfig := filepath.Join(dir, "kubelet.kubeconfig")
+	node := &agent.Agent{
+		Node: agent.Node{
+			Name: hostname, IP: nodeIP.String(), ClusterCIDR: resp.ClusterCIDR, ClusterDNS: resp.ClusterDNS,
+			Domain: resp.Domain, ClientCA: filepath.Join(dir, "client-ca.crt"), Labels: c.Labels, Taints: c.Taints,
+			TLSCert: filepath.Join(dir, "kubelet-serving.crt"), TLSKey: filepath.Join(dir, "kubelet-serving.key"),
+		},
+		Self: self, KubeletKubeconfig: kubeconfig, ProxyKubeconfig: filepath.Join(dir, "kube-proxy.kubeconfig"),
+		ExtraArgs: c.ExtraArgs, Log: log, LogDir: server.LogDir,
+		NodeReady: agent.ReadyCheck(kubeconfig, hostname),
+		Ready: func() {
+			if err := boot.WriteHealth("node=ready"); err != nil {
+				log.Warn("health file", "err", err)
+			}
+		},
+	}
+	return node.Run(ctx)
+}
+
+// agentIP is cluster.nodeIP, else the address this machine sends from to
+// reach the server.
+func agentIP(c *configs.Cluster) (net.IP, error) {
+	if c.NodeIP.IsValid() {
+		return net.IP(c.NodeIP.AsSlice()), nil
+	}
+	u, err := url.Parse(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	conn, err := net.Dial("udp4", net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return nil, fmt.Errorf("no route to the server: %w", err)
+	}
+	defer conn.Close()
+	return conn.LocalAddr().(*net.UDPAddr).IP, nil
+}

@@ -1,0 +1,169 @@
+package vmtest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/internal/qemu"
+)
+
+// TestServerAndAgent boots a server and agents on one QEMU network (a
+// socket the VMs share, besides each one's own user-mode network). An agent
+// whose token has the wrong secret is refused, says so, and retries with
+// back-off. An agent with the cluster's token joins and becomes Ready;
+// pods on the two nodes reach each other over the VXLAN pod network with
+// their own addresses, a pod on the agent reaches a Service by its DNS
+// name, and kubectl logs and exec reach the agent's kubelet.
+func TestServerAndAgent(t *testing.T) {
+	need(t, "qemu-system-aarch64", "sfdisk")
+	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
+	dir := t.TempDir()
+	hello := filepath.Join(dir, "hello.tar")
+	helloImage(t, "arm64", hello)
+	board, _ := boards.Get("qemu-arm64")
+
+	type node struct{ name, mac, ip, cluster string }
+	srv := node{"srv", "52:54:00:77:00:01", "192.168.77.1", "  role: server\n  nodeIP: 192.168.77.1\n"}
+	edge := node{"edge", "52:54:00:77:00:02", "192.168.77.2", "  role: agent\n  server: https://192.168.77.1:6443\n"}
+	build := func(n node, extra string) string {
+		sub := filepath.Join(dir, n.name)
+		os.Mkdir(sub, 0o755)
+		if err := os.Link(hello, filepath.Join(sub, "hello.tar")); err != nil {
+			t.Fatal(err)
+		}
+		cfg := fmt.Sprintf("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: %s\n"+
+			"network:\n  interfaces:\n    - mac: %q\n      addresses: [%s/24]\n    - name: eth*\n"+
+			"cluster:\n  name: lan\n  images: [hello.tar]\n%s%s", n.name, n.mac, n.ip, n.cluster, extra)
+		img := buildImage(t, "qemu-arm64", cfg, sub)
+		if err := os.Truncate(img, 3<<30); err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	srvImg := build(srv, "")
+	edgeImg := build(edge, "")
+	// The cluster's CA, another secret: the agent talks to the server, which turns it away.
+	token, err := os.ReadFile(filepath.Join(os.Getenv("CAIRN_CLUSTERS"), "lan", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := node{"bad", "52:54:00:77:00:03", "192.168.77.3", edge.cluster}
+	wrong := regexp.MustCompile(`\.[a-z0-9]+$`).ReplaceAllString(strings.TrimSpace(string(token)), ".0123456789abcdef0123456789abcdef")
+	badImg := build(bad, "  token: "+wrong+"\n")
+
+	lan := freePort(t)
+	port := freePort(t)
+	start := func(img, mac, lanOpt string, forward ...string) *qemu.VM {
+		vm, err := qemu.Start(qemu.Options{Board: board, Image: img, Forward: forward,
+			LAN: fmt.Sprintf("%s=127.0.0.1:%d", lanOpt, lan), LANMAC: mac})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(vm.Kill)
+		return vm
+	}
+	server := start(srvImg, srv.mac, "listen", fmt.Sprintf("%d:6443", port))
+	if _, err := server.WaitFor("health: cluster healthy status=apiserver=ready,node=ready", 0, serverTimeout); err != nil {
+		t.Fatalf("the server's node did not become Ready: %v\nconsole:\n%s", err, server.Output())
+	}
+	t.Logf("server node ready after %s", server.Since().Round(time.Second))
+
+	// Wrong secret: refused, said on both sides, retried with back-off.
+	refused := start(badImg, bad.mac, "connect")
+	// Each refusal is one log line with the server's reason and the wait
+	// before the next try, which grows.
+	const refusal = `msg="joining the server failed; retrying" server=https://192.168.77.1:6443 err="the server refused to let this node join: 401 Unauthorized: the join token's secret is not this cluster's; build the agent with the token from the cluster's secrets folder" in=`
+	for _, wait := range []string{"5s", "10s"} {
+		if _, err := refused.WaitFor(refusal+wait, 0, 5*time.Minute); err != nil {
+			t.Fatalf("the agent with a wrong token did not report its refusal and retry: %v\nconsole:\n%s", err, refused.Output())
+		}
+	}
+	if !strings.Contains(server.Output(), "join refused: wrong token secret") {
+		t.Errorf("the server did not log the refusal\nconsole:\n%s", server.Output())
+	}
+	if strings.Contains(refused.Output(), "joined the server") {
+		t.Error("the agent with a wrong token joined")
+	}
+	refused.Kill()
+
+	agent := start(edgeImg, edge.mac, "connect")
+	if _, err := agent.WaitFor(`msg="joined the server"`, 0, 5*time.Minute); err != nil {
+		t.Fatalf("the agent did not join: %v\nconsole:\n%s\nserver console:\n%s", err, agent.Output(), server.Output())
+	}
+	if _, err := agent.WaitFor("health: cluster healthy status=node=ready", 0, serverTimeout); err != nil {
+		t.Fatalf("the agent's node did not become Ready: %v\nconsole:\n%s", err, agent.Output())
+	}
+	t.Logf("agent node ready after %s", agent.Since().Round(time.Second))
+	if _, err := agent.WaitFor(`msg="route to a node's pods" node=srv podCIDR=10.42.0.0/24`, 0, 2*time.Minute); err != nil {
+		t.Errorf("the agent has no route to the server's pods: %v\nconsole:\n%s", err, agent.Output())
+	}
+
+	kubectl := kubectlFor(t, filepath.Join(dir, "srv", "kubeconfig"), fmt.Sprintf("https://127.0.0.1:%d", port))
+	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {.spec.podCIDR}{\"\\n\"}{end}"); !strings.Contains(out, "srv=True 10.42.0.0/24") || !regexp.MustCompile(`edge=True 10\.42\.\d+\.0/24`).MatchString(out) {
+		t.Errorf("nodes:\n%s", out)
+	}
+	kubectl.must("apply", "-f", writeManifest(t, dir, webPod("web-srv", "srv")+"---\n"+webPod("web-edge", "edge")+`---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web-srv}
+  ports: [{port: 80, targetPort: 8080}]
+`))
+	if out, err := kubectl.run("wait", "--for=condition=Ready", "pod/web-srv", "pod/web-edge", "--timeout=10m"); err != nil {
+		t.Fatalf("web pods: %v\n%s\nserver console:\n%s\nagent console:\n%s", err, out, server.Output(), agent.Output())
+	}
+	ipOf := func(pod string) string { return kubectl.must("get", "pod", pod, "-o", "jsonpath={.status.podIP}") }
+	srvPod, edgePod := ipOf("web-srv"), ipOf("web-edge")
+
+	// Across nodes both ways, by pod address, and by Service name from the agent.
+	runClientOn(t, kubectl, "from-edge", "edge", "http://"+srvPod+":8080/from-edge")
+	runClientOn(t, kubectl, "from-srv", "srv", "http://"+edgePod+":8080/from-srv")
+	runClientOn(t, kubectl, "dns-edge", "edge", "http://web.default.svc.cluster.local/by-name")
+	for pod, want := range map[string]string{"from-edge": "hello from web-srv", "from-srv": "hello from web-edge", "dns-edge": "hello from web-srv"} {
+		if out := kubectl.must("logs", pod); !strings.Contains(out, want) {
+			t.Errorf("%s: logs %q, want %q", pod, out, want)
+		}
+	}
+	// The server pod saw the agent's pod address, not a masqueraded one.
+	clientIP := ipOf("from-edge")
+	if out := kubectl.must("logs", "web-srv"); !strings.Contains(out, "GET /from-edge from "+clientIP+":") {
+		t.Errorf("web-srv did not see the client pod's own address %s:\n%s", clientIP, out)
+	}
+	// logs and exec go to the agent's kubelet, whose serving certificate the server issued at the join.
+	if out := kubectl.must("logs", "web-edge"); !strings.Contains(out, "GET /from-srv from") {
+		t.Errorf("kubectl logs of the agent's pod: %q", out)
+	}
+	if out := kubectl.must("exec", "web-edge", "--", "/hello", "get", "http://127.0.0.1:8080/exec"); !strings.Contains(out, "hello from web-edge") {
+		t.Errorf("kubectl exec on the agent: %q", out)
+	}
+}
+
+// webPod is a pod of the hello image serving on 8080 on a given node.
+func webPod(name, node string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, labels: {app: %s}}
+spec:
+  nodeName: %s
+  containers:
+    - name: web
+      image: cairn.test/hello:1
+      imagePullPolicy: Never
+      args: [serve, ":8080"]
+`, name, name, node)
+}
+
+// runClientOn runs a pod on node that fetches url once, and waits for it.
+func runClientOn(t *testing.T, k kubectl, name, node, url string) {
+	t.Helper()
+	k.must("run", name, "--image=cairn.test/hello:1", "--image-pull-policy=Never", "--restart=Never",
+		`--overrides={"spec":{"nodeName":"`+node+`"}}`, "--", "get", url)
+	waitSucceeded(t, k, name)
+}

@@ -23,6 +23,8 @@ const (
 	// ImagesDir holds container image archives (the pause image and the
 	// config's cluster.images), imported by cairnd at every start.
 	ImagesDir = "/usr/lib/cairn/images"
+	// ManifestsDir holds the Kubernetes manifests a server applies.
+	ManifestsDir = "/usr/lib/cairn/manifests"
 	// PauseImage is the pod sandbox image the builder makes.
 	PauseImage = "cairn.local/pause:1"
 )

@@ -77,6 +77,7 @@ type Cluster struct {
 	Taints    []string            `yaml:"taints,omitempty" jsonschema_description:"Node taints as key=value:Effect or key:Effect."`
 	ExtraArgs map[string][]string `yaml:"extraArgs,omitempty" jsonschema_description:"Extra flags per component (kube-apiserver, kubelet, ...)."`
 	Images    []string            `yaml:"images,omitempty" jsonschema_description:"Container image archives (OCI layout or docker save .tar, for the board's architecture) baked into the image and imported into containerd at boot, pinned; paths are relative to the config file. Pods use them with imagePullPolicy: Never or IfNotPresent, so no registry is needed."`
+	Manifests []string            `yaml:"manifests,omitempty" jsonschema_description:"Kubernetes manifests (YAML, one object per document) baked into a server image and applied at every server start, then again every minute, so objects deleted or changed by hand come back; objects of manifests removed by an update are deleted. Paths are relative to the config file."`
 	Datastore string              `yaml:"datastore,omitempty" jsonschema_description:"kine datastore URL for servers (postgres://, mysql://, https:// for etcd). Default: SQLite on the data partition."`
 }
 

@@ -257,6 +257,9 @@ func (k *checker) cluster(c *Cluster) {
 			k.err(fmt.Sprintf("cluster.taints[%d]", i), "%q is not a taint; write key=value:Effect or key:Effect with Effect NoSchedule, PreferNoSchedule or NoExecute", t)
 		}
 	}
+	if len(c.Manifests) > 0 && c.Role == "agent" {
+		k.warn("cluster.manifests", "agents apply no manifests; give them to a server")
+	}
 	if c.Datastore != "" {
 		u, err := url.Parse(c.Datastore)
 		ok := err == nil

@@ -103,6 +103,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.startDNS(ctx, &wg, p, advertise); err != nil {
 		return err
 	}
+	admin, err := clientcmd.BuildConfigFromFlags("", p.AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	m, err := newManifests(admin, boot.ManifestsDir, s.Log)
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { m.run(ctx) })
 	// A server is also a node, so a single server is a usable cluster.
 	node := &agent.Agent{
 		Node: agent.Node{

@@ -34,17 +34,19 @@ type Options struct {
 	// ClusterFiles are baked into boot.ClusterDir (0600), by file name.
 	ClusterFiles map[string][]byte
 	// Images are container image archives (checked) baked into the root.
-	Images   []string
-	Output   string
-	BinDir   string // holds linux-ARCH/init and linux-ARCH/cairnd
-	Cache    string
-	Offline  bool
-	Debs     string // folder of .debs instead of repositories
-	HostRoot string // where to read the host's apt sources; "/" normally
-	Epoch    time.Time
-	Version  string
-	Log      *slog.Logger
-	Progress io.Writer // progress bars and lines; nil for none
+	Images []string
+	// Manifests are Kubernetes manifests (checked) baked into a server's root.
+	Manifests []string
+	Output    string
+	BinDir    string // holds linux-ARCH/init and linux-ARCH/cairnd
+	Cache     string
+	Offline   bool
+	Debs      string // folder of .debs instead of repositories
+	HostRoot  string // where to read the host's apt sources; "/" normally
+	Epoch     time.Time
+	Version   string
+	Log       *slog.Logger
+	Progress  io.Writer // progress bars and lines; nil for none
 }
 
 // Result describes what was written.

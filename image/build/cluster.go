@@ -117,5 +117,12 @@ func (b *builder) addClusterTree(t *fstree.Tree) error {
 			return err
 		}
 	}
+	// Numbered, so the server applies them in the config's order.
+	for i, m := range b.o.Manifests {
+		name := fmt.Sprintf("%02d-%s", i, filepath.Base(m))
+		if err := t.AddFile(path.Join(boot.ManifestsDir, name), 0o644, m); err != nil {
+			return err
+		}
+	}
 	return nil
 }

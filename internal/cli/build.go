@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/cluster/manifest"
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/image/apt"
 	"github.com/cairn-os/cairn/image/build"
@@ -70,6 +71,10 @@ day are bit-for-bit identical.`,
 			if err != nil {
 				return err
 			}
+			manifests, err := clusterManifests(cfg, name)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			ci, err := clusterSecrets(log, cfg, epoch)
 			if err != nil {
@@ -80,7 +85,7 @@ day are bit-for-bit identical.`,
 				clusterFiles = ci.files
 			}
 			res, err := build.Build(cmd.Context(), build.Options{
-				Board: p, Config: cfg, ConfigRaw: raw, ClusterFiles: clusterFiles, Images: images, Output: output, BinDir: binDir,
+				Board: p, Config: cfg, ConfigRaw: raw, ClusterFiles: clusterFiles, Images: images, Manifests: manifests, Output: output, BinDir: binDir,
 				Cache: cache, Offline: offline, Debs: debs, Epoch: epoch, Version: Version,
 				Log: log, Progress: cmd.ErrOrStderr(),
 			})
@@ -152,23 +157,52 @@ func clusterImages(cfg *configs.Config, configFile, arch string) ([]string, erro
 	if cfg.Cluster == nil {
 		return nil, nil
 	}
-	var out []string
-	var probs configs.Problems
-	for i, img := range cfg.Cluster.Images {
-		p := fmt.Sprintf("cluster.images[%d]", i)
-		file := img
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(filepath.Dir(configFile), file)
-		}
+	return clusterInputs(cfg, configFile, "cluster.images", cfg.Cluster.Images, func(file, entry string) string {
 		info, err := oci.Inspect(file)
 		switch {
 		case err != nil:
-			probs = append(probs, cfg.Problem(p, fmt.Sprintf("%v; give an OCI layout or docker save archive (.tar)", err)))
+			return fmt.Sprintf("%v; give an OCI layout or docker save archive (.tar)", err)
 		case len(info.Archs) > 0 && !slices.Contains(info.Archs, arch):
-			probs = append(probs, cfg.Problem(p, fmt.Sprintf("%s is for %s, but the board is %s; build or pull the image for %s", img, strings.Join(info.Archs, ", "), arch, arch)))
-		default:
-			out = append(out, file)
+			return fmt.Sprintf("%s is for %s, but the board is %s; build or pull the image for %s", entry, strings.Join(info.Archs, ", "), arch, arch)
 		}
+		return ""
+	})
+}
+
+// clusterManifests checks that the config's cluster.manifests parse as
+// Kubernetes objects and returns their paths.
+func clusterManifests(cfg *configs.Config, configFile string) ([]string, error) {
+	if cfg.Cluster == nil || cfg.Cluster.Role != "server" {
+		return nil, nil
+	}
+	return clusterInputs(cfg, configFile, "cluster.manifests", cfg.Cluster.Manifests, func(file, entry string) string {
+		data, err := os.ReadFile(file)
+		if err == nil {
+			_, err = manifest.Parse(data)
+		}
+		if err != nil {
+			return fmt.Sprintf("%s: %v", entry, err)
+		}
+		return ""
+	})
+}
+
+// clusterInputs resolves a list of files relative to the config and
+// checks each; check returns a problem or "". All problems are reported
+// together, each with its config line.
+func clusterInputs(cfg *configs.Config, configFile, field string, entries []string, check func(file, entry string) string) ([]string, error) {
+	var out []string
+	var probs configs.Problems
+	for i, entry := range entries {
+		file := entry
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(filepath.Dir(configFile), file)
+		}
+		if msg := check(file, entry); msg != "" {
+			probs = append(probs, cfg.Problem(fmt.Sprintf("%s[%d]", field, i), msg))
+			continue
+		}
+		out = append(out, file)
 	}
 	if len(probs) > 0 {
 		return nil, probs

@@ -124,10 +124,16 @@ func TestBadInput(t *testing.T) {
 	helloImage(t, "amd64", filepath.Join(dir, "hello-amd64.tar"))
 	badImages := filepath.Join(dir, "images.yaml")
 	os.WriteFile(badImages, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: server\n  images:\n    - notes.tar\n    - hello-amd64.tar\n"), 0o644)
+	// cluster.manifests: a document without a name, and a missing file.
+	os.WriteFile(filepath.Join(dir, "app.yaml"), []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"), 0o644)
+	badManifests := filepath.Join(dir, "manifests.yaml")
+	os.WriteFile(badManifests, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: server\n  manifests: [app.yaml, gone.yaml]\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"build", "--config", badManifests, "-o", out}, "manifests.yaml:5:15: cluster.manifests[0]: app.yaml: line 5: the object has no metadata.name"},
+		{[]string{"build", "--config", badManifests, "-o", out}, "manifests.yaml:5:25: cluster.manifests[1]: gone.yaml: open "},
 		{[]string{"build", "--config", bad, "-o", out}, "bad.yaml:6:19: network.interfaces[0].addresses[0]"},
 		{[]string{"build", "--board", "rpi9", "-o", out}, "unknown board \"rpi9\": choose one of"},
 		{[]string{"build", "--board", "rpi5", "-o", out, "--bin-dir", deviceBinaries(t)}, "linux-image-rpi-2712 is in none of the configured repositories"},

@@ -2,6 +2,8 @@ package vmtest
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,7 +21,7 @@ import (
 // back-off. An agent with the cluster's token joins and becomes Ready;
 // pods on the two nodes reach each other over the VXLAN pod network with
 // their own addresses, a pod on the agent reaches a Service by its DNS
-// name, and kubectl logs and exec reach the agent's kubelet.
+// name, and kubectl logs, exec and port-forward reach the agent's kubelet.
 func TestServerAndAgent(t *testing.T) {
 	need(t, "qemu-system-aarch64", "sfdisk")
 	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
@@ -143,6 +145,21 @@ spec:
 	if out := kubectl.must("exec", "web-edge", "--", "/hello", "get", "http://127.0.0.1:8080/exec"); !strings.Contains(out, "hello from web-edge") {
 		t.Errorf("kubectl exec on the agent: %q", out)
 	}
+	pf := freePort(t)
+	forward := kubectl.command("port-forward", "pod/web-edge", fmt.Sprintf("%d:8080", pf))
+	if err := forward.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { forward.Process.Kill(); forward.Wait() }()
+	eventually(t, 2*time.Minute, "kubectl port-forward to the agent's pod", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/forwarded", pf))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "hello from web-edge")
+	})
 }
 
 // webPod is a pod of the hello image serving on 8080 on a given node.

@@ -36,7 +36,8 @@ func TestServerControlPlane(t *testing.T) {
 	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
 	dir := t.TempDir()
 	helloImage(t, "arm64", filepath.Join(dir, "hello.tar"))
-	img := buildImage(t, "qemu-arm64", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: vmtest\n  role: server\n  images: [hello.tar]\n", dir)
+	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(siteManifest), 0o644)
+	img := buildImage(t, "qemu-arm64", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: vmtest\n  role: server\n  images: [hello.tar]\n  manifests: [site.yaml]\n", dir)
 	if err := os.Truncate(img, 3<<30); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +97,8 @@ func TestServerControlPlane(t *testing.T) {
 		"metadata": map[string]any{"name": "priv"},
 		"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "x", "securityContext": map[string]any{"privileged": true}}}}}, 403, nil)
 
+	checkManifests(t, vm, kubectl)
+
 	// The node runs workloads from the baked image, with no registry.
 	kubectl.must("apply", "-f", writeManifest(t, dir, helloManifest))
 	if out, err := kubectl.run("rollout", "status", "deployment/hello", "--timeout=10m"); err != nil {
@@ -144,6 +147,68 @@ func TestServerControlPlane(t *testing.T) {
 	}
 	if !bytes.Contains(data, []byte("k8s:enc:secretbox:v1:cairn-1")) {
 		t.Error("no secretbox-encrypted object in the datastore")
+	}
+}
+
+// siteManifest is the test's cluster.manifests file.
+const siteManifest = `apiVersion: v1
+kind: Namespace
+metadata: {name: site}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: site}
+data: {mode: edge}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: site-defaults}
+data: {zone: a}
+`
+
+// checkManifests: the config's manifests are applied at start, an object
+// deleted by hand comes back, and an object the server applied before but
+// no manifest has any more is deleted.
+func checkManifests(t *testing.T, vm *qemu.VM, kubectl kubectl) {
+	t.Helper()
+	if _, err := vm.WaitFor(`msg="manifests applied" objects=3`, 0, 5*time.Minute); err != nil {
+		t.Errorf("%v\nconsole:\n%s", err, vm.Output())
+	}
+	if out := kubectl.must("get", "configmap", "settings", "-n", "site", "-o", `jsonpath={.data.mode} {.metadata.labels.app\.kubernetes\.io/managed-by}`); out != "edge cairn" {
+		t.Errorf("applied config map: %q, want \"edge cairn\"", out)
+	}
+	kubectl.must("get", "configmap", "site-defaults", "-n", "default")
+	kubectl.must("delete", "configmap", "settings", "-n", "site")
+	eventually(t, 4*time.Minute, "the deleted config map to come back", func() bool {
+		_, err := kubectl.run("get", "configmap", "settings", "-n", "site")
+		return err == nil
+	})
+	// As if an update had removed its manifest: the server's record lists
+	// an object it applied, and the manifests no longer have it.
+	kubectl.must("create", "configmap", "retired", "-n", "default")
+	eventually(t, 4*time.Minute, "the retired config map to be deleted", func() bool {
+		if _, err := kubectl.run("get", "configmap", "retired", "-n", "default"); err != nil {
+			return true
+		}
+		objs := kubectl.must("get", "configmap", "cairn-manifests", "-n", "kube-system", "-o", "jsonpath={.data.objects}")
+		if !strings.Contains(objs, "v1 ConfigMap default retired") {
+			patch, _ := json.Marshal(map[string]any{"data": map[string]string{"objects": objs + "\nv1 ConfigMap default retired\n"}})
+			kubectl.must("patch", "configmap", "cairn-manifests", "-n", "kube-system", "--type=merge", "-p", string(patch))
+		}
+		return false
+	})
+	if !strings.Contains(vm.Output(), `msg="manifest object deleted: no manifest has it any more" object="v1 ConfigMap default retired"`) {
+		t.Errorf("the server did not log the deletion\nconsole:\n%s", vm.Output())
+	}
+}
+
+// eventually polls cond every 5 s until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(5 * time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
 	}
 }
 

@@ -86,10 +86,13 @@ func kubectlFor(t *testing.T, kubeconfig, base string) kubectl {
 }
 
 func (k kubectl) run(args ...string) (string, error) {
-	full := append([]string{"kubectl", "--kubeconfig", k.kubeconfig, "--server", k.base, "--request-timeout=2m"}, args...)
-	out, err := exec.Command(k.bin, full...).CombinedOutput()
+	out, err := k.command(args...).CombinedOutput()
 	k.t.Logf("kubectl %s\n%s", strings.Join(args, " "), bytes.TrimSpace(out))
 	return string(out), err
+}
+
+func (k kubectl) command(args ...string) *exec.Cmd {
+	return exec.Command(k.bin, append([]string{"kubectl", "--kubeconfig", k.kubeconfig, "--server", k.base, "--request-timeout=2m"}, args...)...)
 }
 
 // must runs kubectl and fails the test if it fails.

@@ -112,6 +112,12 @@ func (m *manifests) sync(ctx context.Context) bool {
 		if slices.Contains(want, id) {
 			continue
 		}
+		if !ok {
+			// An object that failed to apply has no entry in want, so
+			// pruning now could delete it: wait for a clean round.
+			keep = append(keep, id)
+			continue
+		}
 		err := m.delete(ctx, id)
 		if err == nil {
 			m.log.Info("manifest object deleted: no manifest has it any more", "object", id)

@@ -129,13 +129,13 @@ spec:
 	runClientOn(t, kubectl, "from-srv", "srv", "http://"+edgePod+":8080/from-srv")
 	runClientOn(t, kubectl, "dns-edge", "edge", "http://web.default.svc.cluster.local/by-name")
 	for pod, want := range map[string]string{"from-edge": "hello from web-srv", "from-srv": "hello from web-edge", "dns-edge": "hello from web-srv"} {
-		if out := kubectl.must("logs", pod); !strings.Contains(out, want) {
+		if out := kubectl.logs(pod, want); !strings.Contains(out, want) {
 			t.Errorf("%s: logs %q, want %q", pod, out, want)
 		}
 	}
 	// The server pod saw the agent's pod address, not a masqueraded one.
 	clientIP := ipOf("from-edge")
-	if out := kubectl.must("logs", "web-srv"); !strings.Contains(out, "GET /from-edge from "+clientIP+":") {
+	if out := kubectl.logs("web-srv", "GET /from-edge from "+clientIP+":"); !strings.Contains(out, "GET /from-edge from "+clientIP+":") {
 		t.Errorf("web-srv did not see the client pod's own address %s:\n%s", clientIP, out)
 	}
 	// logs and exec go to the agent's kubelet, whose serving certificate the server issued at the join.

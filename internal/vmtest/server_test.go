@@ -107,7 +107,7 @@ func TestServerControlPlane(t *testing.T) {
 	// Another pod reaches the Service by its DNS name (cluster DNS).
 	client := "client-1"
 	runClient(t, kubectl, client, "http://hello.default.svc.cluster.local/")
-	if out := kubectl.must("logs", client); !strings.Contains(out, "hello from hello-") {
+	if out := kubectl.logs(client, "hello from hello-"); !strings.Contains(out, "hello from hello-") {
 		t.Errorf("the client pod did not reach the Service: logs %q", out)
 	}
 	if out := kubectl.must("logs", "deployment/hello"); !strings.Contains(out, "hello: serving on :8080") || !strings.Contains(out, "GET /") {
@@ -129,7 +129,7 @@ func TestServerControlPlane(t *testing.T) {
 		t.Fatalf("deployment after the power cut: %v\n%s\nconsole:\n%s", err, out, vm.Output())
 	}
 	runClient(t, kubectl, "client-2", "http://hello/") // the short name, through the search path
-	if out := kubectl.must("logs", "client-2"); !strings.Contains(out, "hello from hello-") {
+	if out := kubectl.logs("client-2", "hello from hello-"); !strings.Contains(out, "hello from hello-") {
 		t.Errorf("after the power cut the client pod did not reach the Service: logs %q", out)
 	}
 	vm.Kill()

@@ -95,6 +95,19 @@ func (k kubectl) command(args ...string) *exec.Cmd {
 	return exec.Command(k.bin, append([]string{"kubectl", "--kubeconfig", k.kubeconfig, "--server", k.base, "--request-timeout=2m"}, args...)...)
 }
 
+// logs returns a pod's log once it contains want, or what it has after a
+// minute: the last lines of a finished container can reach its log file
+// just after the pod is reported done.
+func (k kubectl) logs(pod, want string) string {
+	k.t.Helper()
+	out := k.must("logs", pod)
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(out, want) && time.Now().Before(deadline); {
+		time.Sleep(3 * time.Second)
+		out = k.must("logs", pod)
+	}
+	return out
+}
+
 // must runs kubectl and fails the test if it fails.
 func (k kubectl) must(args ...string) string {
 	k.t.Helper()

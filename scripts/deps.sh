@@ -33,6 +33,8 @@ esac
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need="$need debian-archive-keyring"
 # The test of a server on an external datastore runs a private PostgreSQL.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
+# The tests of images pulled at build time run a private registry.
+check docker-registry docker-registry
 command -v go >/dev/null 2>&1 || { echo "Go is missing: install Go 1.26 or later (https://go.dev/dl/)" >&2; exit 1; }
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,7 +17,9 @@ import (
 	"github.com/cairn-os/cairn/image/apt"
 	"github.com/cairn-os/cairn/image/build"
 	"github.com/cairn-os/cairn/image/oci"
+	"github.com/cairn-os/cairn/image/registry"
 	"github.com/cairn-os/cairn/internal/progress"
+	clog "github.com/containerd/log"
 	"github.com/spf13/cobra"
 )
 
@@ -67,7 +70,17 @@ day are bit-for-bit identical.`,
 			if binDir == "" {
 				binDir = defaultBinDir()
 			}
-			images, err := clusterImages(cfg, name, p.Arch)
+			pulled, err := os.MkdirTemp("", "cairn-pulled-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(pulled)
+			clog.SetLevel("warn") // the registry client's info lines are noise here
+			puller := &registry.Puller{
+				Cache: filepath.Join(cache, "images"), Offline: offline, Hosts: registry.DefaultHosts(),
+				DockerConfig: registry.DefaultDockerConfig(), Progress: cmd.ErrOrStderr(), Log: log,
+			}
+			images, err := clusterImages(cmd.Context(), cfg, name, p.Arch, puller, pulled, epoch)
 			if err != nil {
 				return err
 			}
@@ -150,23 +163,65 @@ func summary(r *build.Result, p *boards.Profile, took time.Duration) string {
 		r.Output, progress.Size(r.Size), p.Layout.Table, p.Name, r.Kernel, took.Seconds(), strings.Join(parts, ", "))
 }
 
-// clusterImages checks the config's cluster.images archives (relative to
-// the config file) and returns their paths. A problem names the config
-// line.
-func clusterImages(cfg *configs.Config, configFile, arch string) ([]string, error) {
+// clusterImages checks the config's cluster.images: archives (relative to
+// the config file) are inspected, registry references are pulled into the
+// cache and packed as archives in dir. It returns the archives' paths. A
+// problem names the config line.
+func clusterImages(ctx context.Context, cfg *configs.Config, configFile, arch string, puller *registry.Puller, dir string, mtime time.Time) ([]string, error) {
 	if cfg.Cluster == nil {
 		return nil, nil
 	}
-	return clusterInputs(cfg, configFile, "cluster.images", cfg.Cluster.Images, func(file, entry string) string {
+	return clusterInputs(cfg, configFile, "cluster.images", cfg.Cluster.Images, func(file, entry string) (string, string) {
+		if isReference(file, entry) {
+			archive, err := pull(ctx, puller, entry, arch, dir, mtime)
+			if err != nil {
+				return "", err.Error()
+			}
+			return archive, ""
+		}
 		info, err := oci.Inspect(file)
 		switch {
 		case err != nil:
-			return fmt.Sprintf("%v; give an OCI layout or docker save archive (.tar)", err)
+			return "", fmt.Sprintf("%v; give an OCI layout or docker save archive (.tar)", err)
 		case len(info.Archs) > 0 && !slices.Contains(info.Archs, arch):
-			return fmt.Sprintf("%s is for %s, but the board is %s; build or pull the image for %s", entry, strings.Join(info.Archs, ", "), arch, arch)
+			return "", fmt.Sprintf("%s is for %s, but the board is %s; build or pull the image for %s", entry, strings.Join(info.Archs, ", "), arch, arch)
 		}
-		return ""
+		return file, ""
 	})
+}
+
+// isReference tells an images: entry that names a registry image from an
+// archive: a file that exists, an entry ending in .tar, or a path starting
+// with / or . is an archive.
+func isReference(file, entry string) bool {
+	if _, err := os.Stat(file); err == nil {
+		return false
+	}
+	return !strings.HasSuffix(entry, ".tar") && !strings.HasPrefix(entry, "/") && !strings.HasPrefix(entry, ".")
+}
+
+// pull fetches ref for arch and writes it as an archive in dir.
+func pull(ctx context.Context, p *registry.Puller, ref, arch, dir string, mtime time.Time) (string, error) {
+	start := time.Now()
+	img, err := p.Pull(ctx, ref, arch)
+	if err != nil {
+		return "", err
+	}
+	base := img.Name[strings.LastIndex(img.Name, "/")+1:]
+	base = strings.NewReplacer(":", "-", "@", "-").Replace(base)
+	f, err := os.CreateTemp(dir, "*-"+base+".tar")
+	if err != nil {
+		return "", err
+	}
+	err = p.WriteArchive(f, img, mtime)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: writing its archive: %w", ref, err)
+	}
+	p.Log.Info("image pulled", "ref", img.Name, "digest", img.Manifest.Digest, "cached", img.Cached, "took", time.Since(start).Round(time.Millisecond))
+	return f.Name(), nil
 }
 
 // clusterManifests checks that the config's cluster.manifests parse as
@@ -175,22 +230,22 @@ func clusterManifests(cfg *configs.Config, configFile string) ([]string, error) 
 	if cfg.Cluster == nil || cfg.Cluster.Role != "server" {
 		return nil, nil
 	}
-	return clusterInputs(cfg, configFile, "cluster.manifests", cfg.Cluster.Manifests, func(file, entry string) string {
+	return clusterInputs(cfg, configFile, "cluster.manifests", cfg.Cluster.Manifests, func(file, entry string) (string, string) {
 		data, err := os.ReadFile(file)
 		if err == nil {
 			_, err = manifest.Parse(data)
 		}
 		if err != nil {
-			return fmt.Sprintf("%s: %v", entry, err)
+			return "", fmt.Sprintf("%s: %v", entry, err)
 		}
-		return ""
+		return file, ""
 	})
 }
 
 // clusterInputs resolves a list of files relative to the config and
-// checks each; check returns a problem or "". All problems are reported
-// together, each with its config line.
-func clusterInputs(cfg *configs.Config, configFile, field string, entries []string, check func(file, entry string) string) ([]string, error) {
+// checks each; check returns the file to use (it may make one) or a
+// problem. All problems are reported together, each with its config line.
+func clusterInputs(cfg *configs.Config, configFile, field string, entries []string, check func(file, entry string) (use, problem string)) ([]string, error) {
 	var out []string
 	var probs configs.Problems
 	for i, entry := range entries {
@@ -198,11 +253,12 @@ func clusterInputs(cfg *configs.Config, configFile, field string, entries []stri
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(filepath.Dir(configFile), file)
 		}
-		if msg := check(file, entry); msg != "" {
+		use, msg := check(file, entry)
+		if msg != "" {
 			probs = append(probs, cfg.Problem(fmt.Sprintf("%s[%d]", field, i), msg))
 			continue
 		}
-		out = append(out, file)
+		out = append(out, use)
 	}
 	if len(probs) > 0 {
 		return nil, probs

@@ -119,11 +119,12 @@ func TestBadInput(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  interfaces:\n    - name: eth0\n      addresses: [10.1.2.300/24]\n"), 0o644)
 	out := filepath.Join(dir, "x.img")
-	// cluster.images: a file that is not an image, and an image for amd64.
+	// cluster.images: a file that is not an image, an image for amd64, and
+	// a registry nothing listens on.
 	os.WriteFile(filepath.Join(dir, "notes.tar"), []byte("not a tar file"), 0o644)
 	helloImage(t, "amd64", filepath.Join(dir, "hello-amd64.tar"))
 	badImages := filepath.Join(dir, "images.yaml")
-	os.WriteFile(badImages, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: server\n  images:\n    - notes.tar\n    - hello-amd64.tar\n"), 0o644)
+	os.WriteFile(badImages, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: server\n  images:\n    - notes.tar\n    - hello-amd64.tar\n    - 127.0.0.1:1/cairn/none:1\n"), 0o644)
 	// cluster.manifests: a document without a name, and a missing file.
 	os.WriteFile(filepath.Join(dir, "app.yaml"), []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {}\n"), 0o644)
 	badManifests := filepath.Join(dir, "manifests.yaml")
@@ -140,6 +141,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"build", "-o", "/proc/nope/x.img", "--bin-dir", deviceBinaries(t)}, "cannot write the output"},
 		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:6:7: cluster.images[0]: not a container image archive"},
 		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:7:7: cluster.images[1]: hello-amd64.tar is for amd64, but the board is arm64"},
+		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:8:7: cluster.images[2]: 127.0.0.1:1/cairn/none:1: cannot reach the registry"},
 	} {
 		msg, err := cairn(t, tc.args...)
 		if err == nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/cluster/identity"
 	"github.com/cairn-os/cairn/internal/qemu"
+	"github.com/cairn-os/cairn/internal/registrytest"
 )
 
 // serverTimeout bounds the control plane's start under software emulation.
@@ -37,7 +39,15 @@ func TestServerControlPlane(t *testing.T) {
 	dir := t.TempDir()
 	helloImage(t, "arm64", filepath.Join(dir, "hello.tar"))
 	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(siteManifest), 0o644)
-	img := buildImage(t, "qemu-arm64", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: vmtest\n  role: server\n  images: [hello.tar]\n  manifests: [site.yaml]\n", dir)
+	// A registry holds a two-architecture hello image; the build pulls the
+	// arm64 one, and the node never sees the registry.
+	reg := registrytest.Start(t)
+	reg.Index("cairn/hello", "2",
+		reg.Image("cairn/hello", "", "amd64", []string{"/hello"}, registrytest.File{Path: "hello", Mode: 0o755, Data: []byte("not for arm64")}),
+		reg.Image("cairn/hello", "", "arm64", []string{"/hello"}, registrytest.File{Path: "hello", Mode: 0o755, Data: helloBinary(t, "arm64")}))
+	pulled := reg.Host + "/cairn/hello:2"
+	img := buildImage(t, "qemu-arm64", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: vmtest\n  role: server\n  images: [hello.tar, "+pulled+"]\n  manifests: [site.yaml]\n", dir)
+	reg.Stop()
 	if err := os.Truncate(img, 3<<30); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +116,7 @@ func TestServerControlPlane(t *testing.T) {
 	}
 	// Another pod reaches the Service by its DNS name (cluster DNS).
 	client := "client-1"
-	runClient(t, kubectl, client, "http://hello.default.svc.cluster.local/")
+	runClient(t, kubectl, client, pulled, "http://hello.default.svc.cluster.local/", "hello from hello-") // the image the build pulled
 	if out := kubectl.logs(client, "hello from hello-"); !strings.Contains(out, "hello from hello-") {
 		t.Errorf("the client pod did not reach the Service: logs %q", out)
 	}
@@ -128,14 +138,27 @@ func TestServerControlPlane(t *testing.T) {
 	if out, err := kubectl.run("rollout", "status", "deployment/hello", "--timeout=10m"); err != nil {
 		t.Fatalf("deployment after the power cut: %v\n%s\nconsole:\n%s", err, out, vm.Output())
 	}
-	runClient(t, kubectl, "client-2", "http://hello/") // the short name, through the search path
+	// The short name, through the search path. The pod succeeds only if the
+	// answer came from the hello pod.
+	runClient(t, kubectl, "client-2", "cairn.test/hello:1", "http://hello/", "hello from hello-")
+	// Its log, though, was empty in two runs so far after the power cut,
+	// with the pod Succeeded (containerd losing a short-lived container's
+	// output?): kept as evidence, not failed on. client-1 checks logs.
+	emptyLog := false
 	if out := kubectl.logs("client-2", "hello from hello-"); !strings.Contains(out, "hello from hello-") {
-		t.Errorf("after the power cut the client pod did not reach the Service: logs %q", out)
+		status, _ := kubectl.run("get", "pod", "client-2", "-o", "jsonpath={.status.containerStatuses}")
+		t.Logf("KNOWN FLAKE: client-2 succeeded but its log is %q\nstatus: %s", out, status)
+		emptyLog = true
 	}
 	vm.Kill()
 
 	_, parts := partitions(t, img)
-	data, err := os.ReadFile(extract(t, img, parts[3]))
+	dataPart := extract(t, img, parts[3])
+	if emptyLog { // what the kubelet had to read: the log files on /var
+		out, _ := exec.Command("sh", "-c", `for d in $(debugfs -R "ls /log/pods" `+dataPart+` 2>/dev/null | tr -s ' ' '\n' | grep client-2); do debugfs -R "ls -l /log/pods/$d/client-2" `+dataPart+`; debugfs -R "cat /log/pods/$d/client-2/0.log" `+dataPart+`; done 2>&1`).CombinedOutput()
+		t.Logf("client-2's log files on the data partition:\n%s", out)
+	}
+	data, err := os.ReadFile(dataPart)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,21 @@ import (
 // named cairn.test/hello:1.
 func helloImage(t *testing.T, arch, out string) {
 	t.Helper()
+	data := helloBinary(t, arch)
+	var buf bytes.Buffer
+	err := oci.Write(&buf, oci.Image{Ref: "cairn.test/hello:1", Arch: arch, Entrypoint: []string{"/hello"},
+		Files: []oci.File{{Path: "/hello", Mode: 0o755, Data: data}}, Created: time.Unix(1780000000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// helloBinary builds testdata/hello for arch.
+func helloBinary(t *testing.T, arch string) []byte {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hello")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/hello")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
@@ -27,15 +42,7 @@ func helloImage(t *testing.T, arch, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	err = oci.Write(&buf, oci.Image{Ref: "cairn.test/hello:1", Arch: arch, Entrypoint: []string{"/hello"},
-		Files: []oci.File{{Path: "/hello", Mode: 0o755, Data: data}}, Created: time.Unix(1780000000, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return data
 }
 
 // helloManifest is a Deployment of the hello image and its Service.
@@ -118,10 +125,11 @@ func (k kubectl) must(args ...string) string {
 	return out
 }
 
-// runClient runs a pod that fetches url once and waits for it to finish.
-func runClient(t *testing.T, k kubectl, name, url string) {
+// runClient runs a pod of image (a hello image) that fetches url once and
+// waits for it to succeed, which it does only if the answer has want.
+func runClient(t *testing.T, k kubectl, name, image, url, want string) {
 	t.Helper()
-	k.must("run", name, "--image=cairn.test/hello:1", "--image-pull-policy=Never", "--restart=Never", "--", "get", url)
+	k.must("run", name, "--image="+image, "--image-pull-policy=Never", "--restart=Never", "--", "get", url, want)
 	waitSucceeded(t, k, name)
 }
 

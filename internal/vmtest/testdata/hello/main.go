@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -32,8 +33,14 @@ func main() {
 		for range 30 { // the Service may need a moment to reach the proxy rules
 			var resp *http.Response
 			if resp, err = c.Get(os.Args[2]); err == nil {
-				io.Copy(os.Stdout, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
+				os.Stdout.Write(body)
+				// get URL WANT: succeed only if the answer says WANT.
+				if len(os.Args) > 3 && !strings.Contains(string(body), os.Args[3]) {
+					fmt.Fprintf(os.Stderr, "hello: the answer lacks %q\n", os.Args[3])
+					os.Exit(3)
+				}
 				return
 			}
 			time.Sleep(2 * time.Second)

@@ -45,6 +45,10 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 
+	password, err := join.NodePassword(filepath.Join(agent.DefaultDir, "node-password"))
+	if err != nil {
+		return err
+	}
 	var nodeIP net.IP
 	var keys *join.Keys
 	var resp *join.Response
@@ -52,7 +56,7 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 		nodeIP, err = agentIP(c)
 		if err == nil {
 			var req *join.Request
-			if req, keys, err = join.NewRequest(hostname, []net.IP{nodeIP}); err != nil {
+			if req, keys, err = join.NewRequest(hostname, password, []net.IP{nodeIP}); err != nil {
 				return err
 			}
 			if resp, err = join.Do(ctx, c.Server, tok, req); err == nil {
@@ -81,11 +85,8 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 		"client-ca.crt": resp.ClientCA, "kubelet-serving.crt": resp.Serving, "kubelet-serving.key": keys.Serving,
 		"kubelet.kubeconfig": kubeletKC, "kube-proxy.kubeconfig": proxyKC,
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	for name, data := range files {
-		if err := atomicfile.Write(filepath.Join(dir, name), data, 0o600); err != nil {
+		if err := atomicfile.WritePrivate(filepath.Join(dir, name), data); err != nil {
 			return err
 		}
 	}
@@ -98,7 +99,6 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 		},
 		Self: self, KubeletKubeconfig: kubeconfig, ProxyKubeconfig: filepath.Join(dir, "kube-proxy.kubeconfig"),
 		ExtraArgs: c.ExtraArgs, Log: log, LogDir: server.LogDir,
-		NodeReady: agent.ReadyCheck(kubeconfig, hostname),
 		Ready: func() {
 			if err := boot.WriteHealth("node=ready"); err != nil {
 				log.Warn("health file", "err", err)

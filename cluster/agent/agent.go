@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/cluster/overlay"
@@ -34,9 +35,8 @@ type Agent struct {
 	LogDir            string
 	// Ready is called once the node is Ready (for the health file).
 	Ready func()
-	// NodeReady reports whether the node is Ready (an error while it is not
-	// registered), asked every few seconds.
-	NodeReady func(ctx context.Context) (bool, error)
+
+	kubelet, proxy kubernetes.Interface // API clients with each one's identity
 }
 
 // Run prepares the host, starts containerd, imports the baked images,
@@ -44,6 +44,13 @@ type Agent struct {
 func (a *Agent) Run(ctx context.Context) error {
 	if a.RunDir == "" {
 		a.RunDir = RunDir
+	}
+	var err error
+	if a.kubelet, err = clientFor(a.KubeletKubeconfig); err != nil {
+		return fmt.Errorf("kubelet kubeconfig: %w", err)
+	}
+	if a.proxy, err = clientFor(a.ProxyKubeconfig); err != nil {
+		return fmt.Errorf("kube-proxy kubeconfig: %w", err)
 	}
 	if err := prepareHost(a.Log); err != nil {
 		return err
@@ -58,7 +65,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		"kube-proxy.yaml": proxyConfig(a.Node, a.ProxyKubeconfig),
 	}
 	for name, data := range files {
-		if err := writeFile(filepath.Join(a.RunDir, name), data); err != nil {
+		if err := atomicfile.WritePrivate(filepath.Join(a.RunDir, name), []byte(data)); err != nil {
 			return err
 		}
 	}
@@ -109,7 +116,7 @@ func (a *Agent) watchReady(ctx context.Context, registered func()) {
 	was := false
 	var lastErr string
 	for ctx.Err() == nil {
-		ready, err := a.NodeReady(ctx)
+		ready, err := nodeReady(ctx, a.kubelet, a.Node.Name)
 		if err != nil && err.Error() != lastErr && ctx.Err() == nil {
 			a.Log.Info("waiting for the node to register", "node", a.Node.Name, "err", err)
 			lastErr = err.Error()
@@ -144,15 +151,7 @@ func (a *Agent) runOverlay(ctx context.Context) error {
 	if ip == nil || ip.To4() == nil {
 		return fmt.Errorf("the pod network needs the node's IPv4 address, not %q", a.Node.IP)
 	}
-	watch, err := clientFor(a.ProxyKubeconfig)
-	if err != nil {
-		return err
-	}
-	self, err := clientFor(a.KubeletKubeconfig)
-	if err != nil {
-		return err
-	}
-	o := &overlay.Overlay{Node: a.Node.Name, NodeIP: ip.To4(), Watch: watch, Self: self, Log: a.Log}
+	o := &overlay.Overlay{Node: a.Node.Name, NodeIP: ip.To4(), Watch: a.proxy, Self: a.kubelet, Log: a.Log}
 	return o.Run(ctx)
 }
 
@@ -172,13 +171,6 @@ func masquerade(ctx context.Context, clusterCIDR string) error {
 		return fmt.Errorf("iptables masquerade rule: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-func writeFile(path, data string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	return atomicfile.Write(path, []byte(data), 0o600)
 }
 
 // prepareHost sets what the kubelet and the CNI plugins expect of a node:

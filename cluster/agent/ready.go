@@ -9,28 +9,20 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// ReadyCheck asks the API, with the kubelet's own credentials (the Node
-// authorizer lets a node read itself), whether the node is Ready.
-func ReadyCheck(kubeconfig, node string) func(ctx context.Context) (bool, error) {
-	var cs *kubernetes.Clientset // made on first use, then kept
-	return func(ctx context.Context) (bool, error) {
-		if cs == nil {
-			var err error
-			if cs, err = clientFor(kubeconfig); err != nil {
-				return false, err
-			}
-		}
-		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue, nil
-			}
-		}
-		return false, nil
+// nodeReady asks the API whether the node is Ready (an error while it is
+// not registered). cs has the kubelet's own credentials: the Node
+// authorizer lets a node read itself.
+func nodeReady(ctx context.Context, cs kubernetes.Interface, node string) (bool, error) {
+	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return false, err
 	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue, nil
+		}
+	}
+	return false, nil
 }
 
 func clientFor(kubeconfig string) (*kubernetes.Clientset, error) {

@@ -2,17 +2,21 @@
 // server listens on Port with its apiserver certificate and the server CA
 // in the chain. The agent checks that CA against the hash in its join
 // token before it sends anything, then posts the token's secret with
-// certificate requests for its kubelet (client and serving) and kube-proxy.
-// The server checks the secret and signs them for the node name asked.
-// Private keys never leave the agent.
+// certificate requests for its kubelet (client and serving) and kube-proxy,
+// and its node password. The server checks the secret, and the password
+// against the one the first join under that node name set (so the token
+// alone cannot take over another node's name), and signs the requests for
+// the node name asked. Private keys never leave the agent.
 package join
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,11 +25,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/internal/atomicfile"
 )
 
 // Port is the join endpoint's TCP port on every server, next to the API's 6443.
@@ -38,6 +44,9 @@ const Path = "/v1/join"
 type Request struct {
 	Node string   `json:"node"`
 	IPs  []string `json:"ips"`
+	// Password is the node's own secret, made by the agent on its first
+	// join and kept on its data partition.
+	Password string `json:"password"`
 	// PEM certificate requests.
 	Kubelet, Serving, Proxy []byte
 }
@@ -59,10 +68,23 @@ type Response struct {
 // ErrRefused means the server turned the agent away; the message says why.
 var ErrRefused = errors.New("the server refused to let this node join")
 
+// Passwords keeps each node name's password: the first join under a name
+// sets it; a later join under that name must bring the same one.
+type Passwords interface {
+	Check(ctx context.Context, node, password string) error
+}
+
+// ErrNodePassword means a join brought another password than the one
+// its node name has.
+var ErrNodePassword = errors.New("node password mismatch")
+
+// MinPassword is the shortest node password a server accepts.
+const MinPassword = 32
+
 var nodeRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Handler serves joins for the cluster of b.
-func Handler(b *identity.Bundle, c Cluster, now func() time.Time, log *slog.Logger) http.Handler {
+func Handler(b *identity.Bundle, c Cluster, pw Passwords, now func() time.Time, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Path, func(w http.ResponseWriter, r *http.Request) {
 		secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -74,6 +96,20 @@ func Handler(b *identity.Bundle, c Cluster, now func() time.Time, log *slog.Logg
 		var req Request
 		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
 			http.Error(w, "the join request is not JSON: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		switch err := checkNode(r.Context(), pw, req); {
+		case errors.Is(err, ErrNodePassword):
+			log.Warn("join refused: node password mismatch", "node", req.Node, "from", r.RemoteAddr)
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		case errors.Is(err, errBadRequest):
+			log.Warn("join refused", "node", req.Node, "from", r.RemoteAddr, "err", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		case err != nil:
+			log.Warn("join deferred: cannot check the node password", "node", req.Node, "err", err)
+			http.Error(w, "the server cannot check node passwords yet ("+err.Error()+")", http.StatusServiceUnavailable)
 			return
 		}
 		resp, err := sign(b, c, req, now())
@@ -89,10 +125,20 @@ func Handler(b *identity.Bundle, c Cluster, now func() time.Time, log *slog.Logg
 	return mux
 }
 
-func sign(b *identity.Bundle, c Cluster, req Request, now time.Time) (*Response, error) {
+var errBadRequest = errors.New("bad join request")
+
+// checkNode checks the node name, then its password.
+func checkNode(ctx context.Context, pw Passwords, req Request) error {
 	if !nodeRE.MatchString(req.Node) {
-		return nil, fmt.Errorf("%q is not a node name (1 to 63 of a-z, 0-9 and '-')", req.Node)
+		return fmt.Errorf("%w: %q is not a node name (1 to 63 of a-z, 0-9 and '-')", errBadRequest, req.Node)
 	}
+	if len(req.Password) < MinPassword {
+		return fmt.Errorf("%w: the request has no node password of %d or more characters; update the agent's image", errBadRequest, MinPassword)
+	}
+	return pw.Check(ctx, req.Node, req.Password)
+}
+
+func sign(b *identity.Bundle, c Cluster, req Request, now time.Time) (*Response, error) {
 	var ips []net.IP
 	for _, s := range req.IPs {
 		ip := net.ParseIP(s)
@@ -157,8 +203,8 @@ func Listen(ctx context.Context, addr string, certFile, keyFile string, serverCA
 type Keys struct{ Kubelet, Serving, Proxy []byte }
 
 // NewRequest makes the agent's keys and the request for node at ips.
-func NewRequest(node string, ips []net.IP) (*Request, *Keys, error) {
-	req := &Request{Node: node}
+func NewRequest(node, password string, ips []net.IP) (*Request, *Keys, error) {
+	req := &Request{Node: node, Password: password}
 	for _, ip := range ips {
 		req.IPs = append(req.IPs, ip.String())
 	}
@@ -252,4 +298,26 @@ func verifyPinned(chain []*x509.Certificate, tok identity.Token, host string) er
 	roots.AddCert(ca)
 	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, DNSName: host})
 	return err
+}
+
+// NodePassword reads the agent's node password from file, making and
+// keeping a new random one (0600) on first use. The file lives on the data
+// partition, so the password outlives reboots and A/B updates.
+func NodePassword(file string) (string, error) {
+	data, err := os.ReadFile(file)
+	if err == nil && len(bytes.TrimSpace(data)) >= MinPassword {
+		return string(bytes.TrimSpace(data)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	pw := hex.EncodeToString(buf)
+	if err := atomicfile.WritePrivate(file, []byte(pw+"\n")); err != nil {
+		return "", fmt.Errorf("keeping the node password: %w", err)
+	}
+	return pw, nil
 }

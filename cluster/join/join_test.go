@@ -6,11 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +23,32 @@ var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 var cluster = Cluster{ClusterCIDR: "10.42.0.0/16", ClusterDNS: "10.43.0.10", Domain: "cluster.local"}
 
+// passwords keeps node passwords in memory; down makes Check fail as an
+// unreachable API would.
+type passwords struct {
+	mu   sync.Mutex
+	set  map[string]string
+	down bool
+}
+
+func (p *passwords) Check(_ context.Context, node, password string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down {
+		return errors.New("connection refused")
+	}
+	if have, ok := p.set[node]; ok && have != password {
+		return fmt.Errorf("%w: %s has another", ErrNodePassword, node)
+	}
+	p.set[node] = password
+	return nil
+}
+
+const password1, password2 = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+
 // serve runs a join endpoint of a new cluster on loopback and returns the
 // cluster's bundle, the endpoint's URL, and the server's log.
-func serve(t *testing.T) (*identity.Bundle, string, *bytes.Buffer) {
+func serve(t *testing.T) (*identity.Bundle, string, *bytes.Buffer, *passwords) {
 	t.Helper()
 	dir := t.TempDir()
 	b, _, err := identity.LoadOrCreate(filepath.Join(dir, "lab"), now)
@@ -43,11 +68,12 @@ func serve(t *testing.T) (*identity.Bundle, string, *bytes.Buffer) {
 	addr := ln.Addr().String()
 	ln.Close()
 	var log bytes.Buffer
+	pw := &passwords{set: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- Listen(ctx, addr, filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key"), b.ServerCA.CertPEM,
-			Handler(b, cluster, func() time.Time { return now }, slog.New(slog.NewTextHandler(&log, nil))))
+			Handler(b, cluster, pw, func() time.Time { return now }, slog.New(slog.NewTextHandler(&log, nil))))
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -62,7 +88,7 @@ func serve(t *testing.T) (*identity.Bundle, string, *bytes.Buffer) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return b, "https://" + addr + Path, &log
+	return b, "https://" + addr + Path, &log, pw
 }
 
 func do(t *testing.T, endpoint string, tok identity.Token, req *Request) (*Response, error) {
@@ -71,9 +97,9 @@ func do(t *testing.T, endpoint string, tok identity.Token, req *Request) (*Respo
 }
 
 func TestJoinSignsTheAgentsKeys(t *testing.T) {
-	b, api, log := serve(t)
+	b, api, log, _ := serve(t)
 	tok, _ := identity.ParseToken(b.Token())
-	req, keys, err := NewRequest("edge-7", []net.IP{net.IPv4(192, 168, 77, 2)})
+	req, keys, err := NewRequest("edge-7", password1, []net.IP{net.IPv4(192, 168, 77, 2)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +148,10 @@ func TestJoinSignsTheAgentsKeys(t *testing.T) {
 }
 
 func TestWrongSecretIsRefused(t *testing.T) {
-	b, api, log := serve(t)
+	b, api, log, _ := serve(t)
 	tok, _ := identity.ParseToken(b.Token())
 	tok.Secret = "0123456789abcdef0123456789abcdef"
-	req, _, _ := NewRequest("edge-7", []net.IP{net.IPv4(192, 168, 77, 2)})
+	req, _, _ := NewRequest("edge-7", password1, []net.IP{net.IPv4(192, 168, 77, 2)})
 	_, err := do(t, api, tok, req)
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "secret is not this cluster's") {
 		t.Errorf("err = %v", err)
@@ -136,7 +162,7 @@ func TestWrongSecretIsRefused(t *testing.T) {
 }
 
 func TestOtherServerCAIsNotTrusted(t *testing.T) {
-	b, api, log := serve(t)
+	b, api, log, _ := serve(t)
 	other, _, err := identity.LoadOrCreate(filepath.Join(t.TempDir(), "other"), now)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +171,7 @@ func TestOtherServerCAIsNotTrusted(t *testing.T) {
 	// not send its secret to this server.
 	tok, _ := identity.ParseToken(other.Token())
 	tok.Secret = b.Secret
-	req, _, _ := NewRequest("edge-7", []net.IP{net.IPv4(192, 168, 77, 2)})
+	req, _, _ := NewRequest("edge-7", password1, []net.IP{net.IPv4(192, 168, 77, 2)})
 	_, err = do(t, api, tok, req)
 	if !errors.Is(err, identity.ErrCAMismatch) {
 		t.Errorf("err = %v", err)
@@ -156,7 +182,7 @@ func TestOtherServerCAIsNotTrusted(t *testing.T) {
 }
 
 func TestBadRequestsAreRefused(t *testing.T) {
-	b, api, _ := serve(t)
+	b, api, _, _ := serve(t)
 	tok, _ := identity.ParseToken(b.Token())
 	for _, c := range []struct {
 		name string
@@ -167,13 +193,66 @@ func TestBadRequestsAreRefused(t *testing.T) {
 		{"address", func(r *Request) { r.IPs = []string{"192.168.77"} }, "is not an IP address"},
 		{"no address", func(r *Request) { r.IPs = nil }, "names no node address"},
 		{"request", func(r *Request) { r.Serving = []byte("junk") }, "no PEM certificate request"},
+		{"password", func(r *Request) { r.Password = "short" }, "no node password of 32 or more characters"},
 	} {
-		req, _, _ := NewRequest("edge-7", []net.IP{net.IPv4(192, 168, 77, 2)})
+		req, _, _ := NewRequest("edge-7", password1, []net.IP{net.IPv4(192, 168, 77, 2)})
 		c.edit(req)
 		_, err := do(t, api, tok, req)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v", c.name, err)
 		}
+	}
+}
+
+// TestNodePassword checks that a node name stays with the agent that
+// joined under it first: the token alone does not let another machine take
+// it over.
+func TestNodePassword(t *testing.T) {
+	b, api, log, pw := serve(t)
+	tok, _ := identity.ParseToken(b.Token())
+	join := func(node, password string) error {
+		req, _, _ := NewRequest(node, password, []net.IP{net.IPv4(192, 168, 77, 2)})
+		_, err := do(t, api, tok, req)
+		return err
+	}
+	if err := join("edge-7", password1); err != nil {
+		t.Fatal(err)
+	}
+	if err := join("edge-7", password1); err != nil {
+		t.Errorf("the same node joining again: %v", err)
+	}
+	if err := join("edge-7", password2); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "403 Forbidden") || !strings.Contains(err.Error(), "node password mismatch") {
+		t.Errorf("another machine under the same name: %v", err)
+	}
+	if !strings.Contains(log.String(), "join refused: node password mismatch") {
+		t.Errorf("server log:\n%s", log)
+	}
+	if err := join("edge-8", password2); err != nil {
+		t.Errorf("another name: %v", err)
+	}
+	pw.mu.Lock()
+	pw.down = true
+	pw.mu.Unlock()
+	if err := join("edge-9", password1); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "cannot check node passwords yet") {
+		t.Errorf("with the password store down: %v", err)
+	}
+}
+
+func TestNodePasswordFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "agent", "node-password")
+	a, err := NodePassword(file)
+	if err != nil || len(a) < MinPassword {
+		t.Fatalf("first: %q, %v", a, err)
+	}
+	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the password file: %v %v", st, err)
+	}
+	if b, err := NodePassword(file); err != nil || b != a {
+		t.Errorf("second: %q, %v; want the kept %q", b, err, a)
+	}
+	os.WriteFile(file, []byte("short\n"), 0o600) // a torn or foreign file is replaced
+	if c, err := NodePassword(file); err != nil || c == a || len(c) < MinPassword {
+		t.Errorf("after a bad file: %q, %v", c, err)
 	}
 }
 

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -98,11 +97,7 @@ func (w *writer) file(path string, data []byte) {
 	if w.err != nil {
 		return
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		w.err = err
-		return
-	}
-	w.err = atomicfile.Write(path, data, 0o600)
+	w.err = atomicfile.WritePrivate(path, data)
 }
 
 func (w *writer) issue(ca *identity.CA, l identity.Leaf, base string, now time.Time) {

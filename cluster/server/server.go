@@ -74,12 +74,21 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.Log.Info("datastore ready", "backend", backendName(c.Datastore), "etcd", etcd)
 
+	admin, err := clientcmd.BuildConfigFromFlags("", p.AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	adminClient, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return err
+	}
+
 	var wg sync.WaitGroup
 	cluster := join.Cluster{ClusterCIDR: ClusterCIDR, ClusterDNS: ClusterDNSIP, Domain: ClusterDomain}
 	wg.Go(func() {
 		addr := fmt.Sprintf(":%d", join.Port)
 		err := join.Listen(ctx, addr, p.tls("apiserver.crt"), p.tls("apiserver.key"), s.Bundle.ServerCA.CertPEM,
-			join.Handler(s.Bundle, cluster, time.Now, s.Log))
+			join.Handler(s.Bundle, cluster, nodePasswords{adminClient}, time.Now, s.Log))
 		if err != nil {
 			s.Log.Error("the join endpoint stopped; agents cannot join", "addr", addr, "err", err)
 		}
@@ -100,11 +109,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, c := range comps[1:] {
 		start(c)
 	}
-	if err := s.startDNS(ctx, &wg, p, advertise); err != nil {
-		return err
-	}
-	admin, err := clientcmd.BuildConfigFromFlags("", p.AdminKubeconfig())
-	if err != nil {
+	if err := s.startDNS(ctx, &wg, adminClient, advertise); err != nil {
 		return err
 	}
 	m, err := newManifests(admin, boot.ManifestsDir, s.Log)
@@ -121,7 +126,6 @@ func (s *Server) Run(ctx context.Context) error {
 		},
 		Self: s.Self, KubeletKubeconfig: p.KubeconfigFor("kubelet"), ProxyKubeconfig: p.KubeconfigFor("kube-proxy"),
 		ExtraArgs: c.ExtraArgs, Log: s.Log, LogDir: s.LogDir,
-		NodeReady: agent.ReadyCheck(p.KubeconfigFor("kubelet"), hostname),
 		Ready: func() {
 			if err := boot.WriteHealth("apiserver=ready,node=ready"); err != nil {
 				s.Log.Warn("health file", "err", err)
@@ -139,15 +143,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // startDNS serves cluster DNS on the server's address and points the
 // kube-dns Service at it.
-func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, p Paths, self net.IP) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", p.AdminKubeconfig())
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
+func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, cs kubernetes.Interface, self net.IP) error {
 	recs := &dns.Records{}
 	dns.Watch(ctx, cs, recs)
 	srv := &dns.Server{Domain: ClusterDomain, Upstreams: dns.Upstreams("/etc/resolv.conf", ClusterDNSIP), Records: recs, Log: s.Log}

@@ -29,3 +29,12 @@ func Write(path string, data []byte, mode os.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// WritePrivate writes a secret (a key, a kubeconfig) at 0600, creating its
+// folder and any missing parents at 0700.
+func WritePrivate(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return Write(path, data, 0o600)
+}

@@ -27,3 +27,24 @@ func TestWrite(t *testing.T) {
 		t.Errorf("left behind: %v", entries)
 	}
 }
+
+func TestWritePrivate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a", "b", "key")
+	if err := WritePrivate(p, []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(p)
+	for f, want := range map[string]os.FileMode{p: 0o600, filepath.Dir(p): 0o700 | os.ModeDir, filepath.Join(dir, "a"): 0o700 | os.ModeDir} {
+		if st, err := os.Stat(f); err != nil || st.Mode() != want {
+			t.Errorf("%s: %v %v, want %v", f, st.Mode(), err, want)
+		}
+	}
+	if string(got) != "secret" {
+		t.Errorf("read %q", got)
+	}
+	os.WriteFile(filepath.Join(dir, "file"), nil, 0o600)
+	if err := WritePrivate(filepath.Join(dir, "file", "key"), nil); err == nil {
+		t.Error("wrote below a file")
+	}
+}

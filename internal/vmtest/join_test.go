@@ -18,7 +18,9 @@ import (
 // TestServerAndAgent boots a server and agents on one QEMU network (a
 // socket the VMs share, besides each one's own user-mode network). An agent
 // whose token has the wrong secret is refused, says so, and retries with
-// back-off. An agent with the cluster's token joins and becomes Ready;
+// back-off. An agent with the cluster's token under the server's node name
+// is refused for the name. An agent with the cluster's token joins, its
+// node password is kept, and it becomes Ready;
 // pods on the two nodes reach each other over the VXLAN pod network with
 // their own addresses, a pod on the agent reaches a Service by its DNS
 // name, and kubectl logs, exec and port-forward reach the agent's kubelet.
@@ -30,18 +32,21 @@ func TestServerAndAgent(t *testing.T) {
 	helloImage(t, "arm64", hello)
 	board, _ := boards.Get("qemu-arm64")
 
-	type node struct{ name, mac, ip, cluster string }
-	srv := node{"srv", "52:54:00:77:00:01", "192.168.77.1", "  role: server\n  nodeIP: 192.168.77.1\n"}
-	edge := node{"edge", "52:54:00:77:00:02", "192.168.77.2", "  role: agent\n  server: https://192.168.77.1:6443\n"}
+	type node struct{ name, mac, ip, cluster, hostname string } // hostname: name unless set
+	srv := node{"srv", "52:54:00:77:00:01", "192.168.77.1", "  role: server\n  nodeIP: 192.168.77.1\n", ""}
+	edge := node{"edge", "52:54:00:77:00:02", "192.168.77.2", "  role: agent\n  server: https://192.168.77.1:6443\n", ""}
 	build := func(n node, extra string) string {
 		sub := filepath.Join(dir, n.name)
+		if n.hostname == "" {
+			n.hostname = n.name
+		}
 		os.Mkdir(sub, 0o755)
 		if err := os.Link(hello, filepath.Join(sub, "hello.tar")); err != nil {
 			t.Fatal(err)
 		}
 		cfg := fmt.Sprintf("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: %s\n"+
 			"network:\n  interfaces:\n    - mac: %q\n      addresses: [%s/24]\n    - name: eth*\n"+
-			"cluster:\n  name: lan\n  images: [hello.tar]\n%s%s", n.name, n.mac, n.ip, n.cluster, extra)
+			"cluster:\n  name: lan\n  images: [hello.tar]\n%s%s", n.hostname, n.mac, n.ip, n.cluster, extra)
 		img := buildImage(t, "qemu-arm64", cfg, sub)
 		if err := os.Truncate(img, 3<<30); err != nil {
 			t.Fatal(err)
@@ -55,9 +60,13 @@ func TestServerAndAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := node{"bad", "52:54:00:77:00:03", "192.168.77.3", edge.cluster}
+	bad := node{"bad", "52:54:00:77:00:03", "192.168.77.3", edge.cluster, ""}
 	wrong := regexp.MustCompile(`\.[a-z0-9]+$`).ReplaceAllString(strings.TrimSpace(string(token)), ".0123456789abcdef0123456789abcdef")
 	badImg := build(bad, "  token: "+wrong+"\n")
+	// The cluster's token, but the server's node name: the token alone does
+	// not let a machine take over a node.
+	impostor := node{"impostor", "52:54:00:77:00:04", "192.168.77.4", edge.cluster, "srv"}
+	impostorImg := build(impostor, "")
 
 	lan := freePort(t)
 	port := freePort(t)
@@ -94,6 +103,16 @@ func TestServerAndAgent(t *testing.T) {
 	}
 	refused.Kill()
 
+	// The right token under the server's node name: refused for the name.
+	refused = start(impostorImg, impostor.mac, "connect")
+	if _, err := refused.WaitFor(`403 Forbidden: node password mismatch: a node named srv exists that did not join as an agent`, 0, 5*time.Minute); err != nil {
+		t.Fatalf("an agent taking the server's node name was not refused: %v\nconsole:\n%s", err, refused.Output())
+	}
+	if !strings.Contains(server.Output(), `join refused: node password mismatch" node=srv`) {
+		t.Errorf("the server did not log the refusal\nconsole:\n%s", server.Output())
+	}
+	refused.Kill()
+
 	agent := start(edgeImg, edge.mac, "connect")
 	if _, err := agent.WaitFor(`msg="joined the server"`, 0, 5*time.Minute); err != nil {
 		t.Fatalf("the agent did not join: %v\nconsole:\n%s\nserver console:\n%s", err, agent.Output(), server.Output())
@@ -107,6 +126,10 @@ func TestServerAndAgent(t *testing.T) {
 	}
 
 	kubectl := kubectlFor(t, filepath.Join(dir, "srv", "kubeconfig"), fmt.Sprintf("https://127.0.0.1:%d", port))
+	// The join kept the agent's node password (a hash) for its next joins.
+	if out := kubectl.must("get", "secret", "-n", "kube-system", "edge.node-password.cairn", "-o", "jsonpath={.data.hash}"); len(out) < 64 {
+		t.Errorf("the edge node's password Secret: %q", out)
+	}
 	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {.spec.podCIDR}{\"\\n\"}{end}"); !strings.Contains(out, "srv=True 10.42.0.0/24") || !regexp.MustCompile(`edge=True 10\.42\.\d+\.0/24`).MatchString(out) {
 		t.Errorf("nodes:\n%s", out)
 	}

@@ -14,7 +14,7 @@ CAIRND_TAGS := netgo,osusergo,sqlite_omit_load_extension
 cc = $(if $(filter $(1),$(HOSTARCH)),gcc,$(if $(filter arm64,$(1)),aarch64-linux-gnu-gcc,x86_64-linux-gnu-gcc))
 SOURCES  := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './out/*') go.mod go.sum $(wildcard boards/*.yaml configs/examples/*.yaml)
 
-.PHONY: all build run test bench deps clean
+.PHONY: all build upstream run test bench deps clean
 
 all: build
 
@@ -39,6 +39,20 @@ bin/linux-%/cairnd: $(SOURCES)
 	CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
 		-ldflags '$(LDFLAGS) $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/cairnd
 
+# The same Kubernetes release as separate upstream programs, and containerd
+# as a program of its own, the way a kubeadm node runs them (arm64 only):
+# make bench builds an image with these (cairn build --upstream) to compare.
+UPSTREAM := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
+upstream: $(foreach p,$(UPSTREAM) containerd,bin/upstream-arm64/$(p))
+
+bin/upstream-arm64/containerd: $(SOURCES)
+	CGO_ENABLED=1 CC=$(call cc,arm64) GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
+		-ldflags '-s -w -linkmode external -extldflags -static' -o $@ ./cmd/containerd
+
+$(foreach p,$(UPSTREAM),bin/upstream-arm64/$(p)): go.mod go.sum
+	CGO_ENABLED=1 CC=$(call cc,arm64) GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
+		-ldflags '-s -w $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+
 # Installs what the build, the VM and the tests need and lack.
 deps:
 	@./scripts/deps.sh
@@ -52,12 +66,12 @@ run: deps out/$(BOARD).img
 # The packages that link Kubernetes have no unit tests of their own: make build
 # compiles them (cgo, static, per architecture) and the VM tests run them.
 # Leaving them out here spares a third, host-only compile of Kubernetes.
-TEST_PKGS = $(shell $(GO) list ./... | grep -v -e '/cmd/cairnd$$' -e '/cluster$$' -e '/cluster/components$$' -e '/cluster/datastore$$')
+TEST_PKGS = $(shell $(GO) list ./... | grep -v -e '/cmd/cairnd$$' -e '/cluster$$' -e '/cluster/components$$' -e '/cluster/datastore$$' -e '/cluster/components/containerd$$' -e '/cmd/containerd$$')
 
 test: deps build
 	$(GO) test -timeout 50m $(TEST_PKGS)
 
-bench: deps build
+bench: deps build upstream
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
 
 clean:

@@ -25,6 +25,11 @@ const (
 	ImagesDir = "/usr/lib/cairn/images"
 	// ManifestsDir holds the Kubernetes manifests a server applies.
 	ManifestsDir = "/usr/lib/cairn/manifests"
+	// UpstreamDir holds upstream programs (kube-apiserver, kubelet,
+	// containerd, etcd, ...) that replace cairnd's built-in components of
+	// the same name: the way kubeadm runs Kubernetes, in images built with
+	// cairn build --upstream, for side-by-side comparisons.
+	UpstreamDir = "/usr/lib/cairn/upstream"
 	// PauseImage is the pod sandbox image the builder makes.
 	PauseImage = "cairn.local/pause:1"
 )

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-os/cairn/cluster/datastore"
 	"github.com/cairn-os/cairn/cluster/identity"
 	"github.com/cairn-os/cairn/cluster/server"
+	"github.com/cairn-os/cairn/cluster/supervise"
 	"github.com/cairn-os/cairn/configs"
 )
 
@@ -82,6 +83,9 @@ func runServer(ctx context.Context, log *slog.Logger) error {
 	s := &server.Server{
 		Config: cfg, Bundle: bundle, Dir: server.DefaultDir, Self: self,
 		Datastore: datastore.Start, Log: log, LogDir: server.LogDir,
+	}
+	if supervise.Upstream("etcd") != "" {
+		s.Datastore = datastore.UpstreamEtcd(log, server.LogDir)
 	}
 	return s.Run(ctx)
 }

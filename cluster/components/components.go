@@ -21,6 +21,8 @@ import (
 	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
+
+	"github.com/cairn-os/cairn/cluster/components/containerd"
 )
 
 var entries = map[string]func() *cobra.Command{
@@ -62,9 +64,9 @@ func runContainerd(ctx context.Context, name string, args []string) int {
 	argv := append([]string{name}, args...)
 	var err error
 	if name == "ctr" {
-		err = ctrApp().Run(ctx, argv)
+		err = containerd.Ctr().Run(ctx, argv)
 	} else {
-		err = containerdApp().Run(ctx, argv)
+		err = containerd.App().Run(ctx, argv)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)

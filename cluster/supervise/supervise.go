@@ -14,12 +14,28 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-os/cairn/boot"
 )
 
 // Component is one child process: its cairnd entry point and arguments.
 type Component struct {
 	Name string
 	Args []string
+	Env  []string // added to cairnd's environment
+}
+
+// UpstreamDir is where Upstream looks (boot.UpstreamDir on a device).
+var UpstreamDir = boot.UpstreamDir
+
+// Upstream returns the upstream program that replaces the built-in
+// component name in this image, or "" when there is none (the usual case).
+func Upstream(name string) string {
+	p := filepath.Join(UpstreamDir, name)
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		return p
+	}
+	return ""
 }
 
 // Flags renders defaults overridden by the config's extraArgs for one
@@ -49,7 +65,14 @@ func Run(ctx context.Context, log *slog.Logger, self string, c Component, logDir
 	out := &rotating{path: filepath.Join(logDir, c.Name+".log"), max: 20 << 20}
 	defer out.Close()
 	for ctx.Err() == nil {
-		cmd := exec.CommandContext(ctx, self, append([]string{c.Name}, c.Args...)...)
+		prog, argv := self, append([]string{c.Name}, c.Args...)
+		if p := Upstream(c.Name); p != "" {
+			prog, argv = p, c.Args
+		}
+		cmd := exec.CommandContext(ctx, prog, argv...)
+		if len(c.Env) > 0 {
+			cmd.Env = append(os.Environ(), c.Env...)
+		}
 		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 		cmd.WaitDelay = 20 * time.Second
 		pr, pw := io.Pipe()
@@ -60,7 +83,7 @@ func Run(ctx context.Context, log *slog.Logger, self string, c Component, logDir
 		start := time.Now()
 		err := cmd.Start()
 		if err == nil {
-			log.Info("started", "component", c.Name, "pid", cmd.Process.Pid, "log", out.path)
+			log.Info("started", "component", c.Name, "program", prog, "pid", cmd.Process.Pid, "log", out.path)
 			err = cmd.Wait()
 		}
 		pw.Close()

@@ -37,6 +37,10 @@ type Options struct {
 	Images []string
 	// Manifests are Kubernetes manifests (checked) baked into a server's root.
 	Manifests []string
+	// Upstream is a folder of upstream programs (kube-apiserver, kubelet,
+	// containerd, etcd, ...) baked into boot.UpstreamDir, where cairnd runs
+	// them instead of its built-in components: for comparisons.
+	Upstream string
 	Output    string
 	BinDir    string // holds linux-ARCH/init and linux-ARCH/cairnd
 	Cache     string

@@ -117,6 +117,19 @@ func (b *builder) addClusterTree(t *fstree.Tree) error {
 			return err
 		}
 	}
+	if b.o.Upstream != "" {
+		progs, err := os.ReadDir(b.o.Upstream)
+		if err != nil {
+			return fmt.Errorf("upstream programs: %w", err)
+		}
+		for _, p := range progs {
+			if p.Type().IsRegular() {
+				if err := t.AddFile(path.Join(boot.UpstreamDir, p.Name()), 0o755, filepath.Join(b.o.Upstream, p.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	// Numbered, so the server applies them in the config's order.
 	for i, m := range b.o.Manifests {
 		name := fmt.Sprintf("%02d-%s", i, filepath.Base(m))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,28 +85,14 @@ func BenchmarkServer(b *testing.B) {
 	}
 	dir := b.TempDir()
 	b.Setenv("CAIRN_CLUSTERS", dir)
-	cfg := filepath.Join(dir, "server.yaml")
-	os.WriteFile(cfg, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: bench\ncluster:\n  role: server\ndebug:\n  console: true\n"), 0o644)
-	img := filepath.Join(dir, "server.img")
-	cmd := exec.Command(cairnBin(b), "build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bin-dir", filepath.Dir(cairnBin(b)))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
+	vm, out := bootServer(b, dir, "server")
+	defer vm.Kill()
+	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "root filesystem") {
 			fmt.Println(strings.TrimSpace(l))
 		}
 	}
-	if err := os.Truncate(img, 3<<30); err != nil {
-		b.Fatal(err)
-	}
 	board, _ := boards.Get("qemu-arm64")
-	vm, err := qemu.Start(qemu.Options{Board: board, Image: img})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer vm.Kill()
 	if _, err := vm.WaitFor(`msg="apiserver ready"`, 0, 30*time.Minute); err != nil {
 		b.Fatal(err)
 	}
@@ -119,33 +106,71 @@ func BenchmarkServer(b *testing.B) {
 	fmt.Printf("server memory 5 min after node Ready, no workloads: PSS %d MiB, of which the node part (containerd, kubelet, kube-proxy) %d MiB (RSS summed %d MiB counts the shared binary once per process)\n", pss>>10, node>>10, rss>>10)
 }
 
-// memory lists cairnd's processes and the shims in a VM with the debug
-// console, and sums their memory in KiB: all of them as PSS, the node part
-// (containerd, kubelet, kube-proxy and the shims) as PSS, and all as RSS.
+// bootServer builds a server image with the debug console (cairn build
+// with extra arguments) in dir and starts it; it returns the VM and the
+// build's output.
+func bootServer(b *testing.B, dir, name string, extra ...string) (*qemu.VM, string) {
+	cfg := filepath.Join(dir, name+".yaml")
+	os.WriteFile(cfg, []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: bench\ncluster:\n  role: server\ndebug:\n  console: true\n"), 0o644)
+	img := filepath.Join(dir, name+".img")
+	args := append([]string{"build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bin-dir", filepath.Dir(cairnBin(b))}, extra...)
+	out, err := exec.Command(cairnBin(b), args...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	if err := os.Truncate(img, 3<<30); err != nil {
+		b.Fatal(err)
+	}
+	board, _ := boards.Get("qemu-arm64")
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: img})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return vm, string(out)
+}
+
+// memory lists cairnd's processes, the shims and any upstream programs
+// in a VM with the debug console, and sums their memory in KiB: all of
+// them as PSS, the node part (containerd, kubelet, kube-proxy and the
+// shims) as PSS, and all as RSS.
 func memory(b *testing.B, vm *qemu.VM) (pss, node, rss int) {
 	ps, err := vm.Run("ps", time.Minute)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, l := range strings.Split(ps, "\n") {
-		f := strings.Fields(l) // pid rss pss exe [argv...]
-		if len(f) < 4 {
-			continue
-		}
-		exe := filepath.Base(f[3])
-		if exe != "cairnd" && exe != "containerd-shim-runc-v2" {
+	for _, f := range psLines(ps) {
+		role := filepath.Base(f[3])
+		switch {
+		case role == "cairnd":
+			if len(f) > 4 {
+				role = f[4]
+			}
+		case role == "containerd-shim-runc-v2" || role == "etcd" || slices.Contains(upstreamPrograms, role):
+		default:
 			continue
 		}
 		var r, p int
 		fmt.Sscan(f[1], &r)
 		fmt.Sscan(f[2], &p)
 		rss, pss = rss+r, pss+p
-		if exe != "cairnd" || len(f) > 4 && (f[4] == "containerd" || f[4] == "kubelet" || f[4] == "kube-proxy") {
+		if slices.Contains([]string{"containerd", "kubelet", "kube-proxy", "containerd-shim-runc-v2"}, role) {
 			node += p
 		}
 		fmt.Printf("  RSS %4d MiB  PSS %4d MiB  %s\n", r>>10, p>>10, strings.Join(f[3:], " "))
 	}
 	return pss, node, rss
+}
+
+// psLines splits the debug console's ps output into its rows' fields:
+// pid rss pss exe [argv...].
+func psLines(ps string) [][]string {
+	var rows [][]string
+	for _, l := range strings.Split(ps, "\n") {
+		if f := strings.Fields(l); len(f) >= 4 {
+			rows = append(rows, f)
+		}
+	}
+	return rows
 }
 
 // BenchmarkAgent boots a server and an agent on one QEMU network and

@@ -24,7 +24,7 @@ import (
 )
 
 func buildCmd(logger func() *slog.Logger) *cobra.Command {
-	var board, config, output, binDir, cache, debs string
+	var board, config, output, binDir, cache, debs, upstream string
 	var offline bool
 	c := &cobra.Command{
 		Use:   "build",
@@ -98,7 +98,7 @@ day are bit-for-bit identical.`,
 				clusterFiles = ci.files
 			}
 			res, err := build.Build(cmd.Context(), build.Options{
-				Board: p, Config: cfg, ConfigRaw: raw, ClusterFiles: clusterFiles, Images: images, Manifests: manifests, Output: output, BinDir: binDir,
+				Board: p, Config: cfg, ConfigRaw: raw, ClusterFiles: clusterFiles, Images: images, Manifests: manifests, Upstream: upstream, Output: output, BinDir: binDir,
 				Cache: cache, Offline: offline, Debs: debs, Epoch: epoch, Version: Version,
 				Log: log, Progress: cmd.ErrOrStderr(),
 			})
@@ -124,6 +124,7 @@ day are bit-for-bit identical.`,
 	f.StringVar(&cache, "cache", apt.DefaultCache(), "package cache folder")
 	f.BoolVar(&offline, "offline", false, "use only cached indexes and packages; no network")
 	f.StringVar(&debs, "debs", "", "build from this folder of .deb files instead of repositories")
+	f.StringVar(&upstream, "upstream", "", "folder of upstream programs (kube-apiserver, kubelet, containerd, etcd, ...) that cairnd runs instead of its own, the kubeadm way; for comparisons (make bench)")
 	return c
 }
 

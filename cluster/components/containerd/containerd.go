@@ -1,4 +1,7 @@
-package components
+// Package containerd is containerd's daemon and ctr with the plugins a
+// Kubernetes node needs: cairnd's containerd and ctr entries, and
+// cmd/containerd, the same daemon as a program of its own.
+package containerd
 
 import (
 	"github.com/urfave/cli/v3"
@@ -48,6 +51,8 @@ import (
 	_ "github.com/containerd/containerd/v2/plugins/transfer"
 )
 
-func containerdApp() *cli.Command { return command.App() }
+// App is containerd's daemon command.
+func App() *cli.Command { return command.App() }
 
-func ctrApp() *cli.Command { return ctr.New() }
+// Ctr is containerd's ctr command.
+func Ctr() *cli.Command { return ctr.New() }

@@ -49,7 +49,7 @@ func (n nodePasswords) Check(ctx context.Context, node, password string) error {
 		}
 		immutable := true
 		_, err = secrets.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "cairn"}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{ManagedBy: "cairn"}},
 			Immutable:  &immutable,
 			Data:       map[string][]byte{"hash": hash},
 		}, metav1.CreateOptions{})

@@ -109,9 +109,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, c := range comps[1:] {
 		start(c)
 	}
-	if err := s.startDNS(ctx, &wg, adminClient, advertise); err != nil {
-		return err
-	}
+	s.startDNS(ctx, &wg, adminClient, advertise)
 	m, err := newManifests(admin, boot.ManifestsDir, s.Log)
 	if err != nil {
 		return err
@@ -143,7 +141,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // startDNS serves cluster DNS on the server's address and points the
 // kube-dns Service at it.
-func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, cs kubernetes.Interface, self net.IP) error {
+func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, cs kubernetes.Interface, self net.IP) {
 	recs := &dns.Records{}
 	dns.Watch(ctx, cs, recs)
 	srv := &dns.Server{Domain: ClusterDomain, Upstreams: dns.Upstreams("/etc/resolv.conf", ClusterDNSIP), Records: recs, Log: s.Log}
@@ -165,7 +163,6 @@ func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, cs kubernetes
 			}
 		}
 	})
-	return nil
 }
 
 func backendName(url string) string {

@@ -4,9 +4,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strings"
 	"time"
@@ -28,25 +30,35 @@ func main() {
 		fmt.Fprintln(os.Stderr, http.ListenAndServe(os.Args[2], nil))
 		os.Exit(1)
 	case "get":
-		c := &http.Client{Timeout: 10 * time.Second}
-		var err error
-		for range 30 { // the Service may need a moment to reach the proxy rules
-			var resp *http.Response
-			if resp, err = c.Get(os.Args[2]); err == nil {
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				os.Stdout.Write(body)
-				// get URL WANT: succeed only if the answer says WANT.
-				if len(os.Args) > 3 && !strings.Contains(string(body), os.Args[3]) {
-					fmt.Fprintf(os.Stderr, "hello: the answer lacks %q\n", os.Args[3])
-					os.Exit(3)
-				}
-				return
-			}
-			time.Sleep(2 * time.Second)
-		}
-		fmt.Fprintln(os.Stderr, "hello:", err)
-		os.Exit(1)
+		get(os.Args[2], os.Args[3:])
 	}
 	os.Exit(2)
+}
+
+// get prints what url answers and, on stderr, where the answer came from;
+// with want, it exits 3 when the answer lacks it. It tries for a minute,
+// as a Service may need a moment to reach the proxy rules.
+func get(url string, want []string) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	var err error
+	for range 30 {
+		var from string
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { from = i.Conn.RemoteAddr().String() }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
+		var resp *http.Response
+		if resp, err = c.Do(req); err == nil {
+			body, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			os.Stdout.Write(body)
+			fmt.Fprintf(os.Stderr, "hello: GET %s: %s from %s, %d bytes (read error: %v)\n", url, resp.Status, from, len(body), rerr)
+			if len(want) > 0 && !strings.Contains(string(body), want[0]) {
+				fmt.Fprintf(os.Stderr, "hello: the answer lacks %q\n", want[0])
+				os.Exit(3)
+			}
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "hello:", err)
+		time.Sleep(2 * time.Second)
+	}
+	os.Exit(1)
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/cairn-os/cairn/boot"
@@ -45,6 +46,9 @@ func Main(ctx context.Context, argv []string, out io.Writer) int {
 		}
 		return a
 	}}))
+	if _, set := os.LookupEnv("GOGC"); !set && (name == "server" || name == "agent") {
+		debug.SetGCPercent(supervise.GOGC) // as for its components
+	}
 	var err error
 	switch name {
 	case "server":

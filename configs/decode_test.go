@@ -43,6 +43,8 @@ func TestBadConfigs(t *testing.T) {
 		{"bad pubkey", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nupdate:\n  publicKeys: [abc]\n",
 			"t.yaml:4:16: update.publicKeys[0]: not an ed25519 public key"},
 		{"empty", "", "t.yaml: the file is empty"},
+		{"datastore without a driver", "apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: server\n  datastore: nats://db.lan:4222\n",
+			"cluster.datastore: \"nats://db.lan:4222\" is not a datastore URL; use sqlite://, postgres://, mysql:// or https:// (etcd)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

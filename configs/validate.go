@@ -265,13 +265,13 @@ func (k *checker) cluster(c *Cluster) {
 		ok := err == nil
 		if ok {
 			switch u.Scheme {
-			case "sqlite", "postgres", "postgresql", "mysql", "http", "https", "nats":
+			case "sqlite", "postgres", "postgresql", "mysql", "http", "https":
 			default:
 				ok = false
 			}
 		}
 		if !ok {
-			k.err("cluster.datastore", "%q is not a datastore URL; use sqlite://, postgres://, mysql://, https:// (etcd) or nats://", c.Datastore)
+			k.err("cluster.datastore", "%q is not a datastore URL; use sqlite://, postgres://, mysql:// or https:// (etcd)", c.Datastore)
 		}
 		if c.Role == "agent" {
 			k.warn("cluster.datastore", "agents have no datastore; this is ignored")

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,13 @@ type Component struct {
 	Args []string
 	Env  []string // added to cairnd's environment
 }
+
+// GOGC is the Go garbage collector's target for cairnd's components (the
+// runtime's default is 100): a heap grows to 1.5 times what is live
+// between collections rather than twice, which costs some CPU and saves a
+// quarter of the memory of a heap-bound process such as the apiserver. A
+// GOGC in cairnd's environment wins. Upstream programs keep their default.
+const GOGC = 50
 
 // UpstreamDir is where Upstream looks (boot.UpstreamDir on a device).
 var UpstreamDir = boot.UpstreamDir
@@ -70,8 +78,9 @@ func Run(ctx context.Context, log *slog.Logger, self string, c Component, logDir
 			prog, argv = p, c.Args
 		}
 		cmd := exec.CommandContext(ctx, prog, argv...)
-		if len(c.Env) > 0 {
-			cmd.Env = append(os.Environ(), c.Env...)
+		cmd.Env = append(os.Environ(), c.Env...)
+		if _, set := os.LookupEnv("GOGC"); !set && prog == self && !slices.ContainsFunc(c.Env, isGOGC) {
+			cmd.Env = append(cmd.Env, "GOGC="+strconv.Itoa(GOGC))
 		}
 		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 		cmd.WaitDelay = 20 * time.Second
@@ -103,6 +112,8 @@ func Run(ctx context.Context, log *slog.Logger, self string, c Component, logDir
 		backoff = min(backoff*2, time.Minute)
 	}
 }
+
+func isGOGC(kv string) bool { return strings.HasPrefix(kv, "GOGC=") }
 
 func copyLines(r io.Reader, out io.Writer, tail *lastLines) {
 	sc := bufio.NewScanner(r)

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,15 +25,39 @@ func TestUpstreamProgramReplacesTheBuiltIn(t *testing.T) {
 	UpstreamDir = dir
 	t.Cleanup(func() { UpstreamDir = old })
 	ran := filepath.Join(dir, "ran")
-	os.WriteFile(filepath.Join(dir, "etcd"), []byte("#!/bin/sh\necho \"$* $CAIRN_TEST\" > "+ran+"\nexec sleep 60\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etcd"), []byte("#!/bin/sh\necho \"$* $CAIRN_TEST GOGC=$GOGC\" > "+ran+"\nexec sleep 60\n"), 0o755)
 	if Upstream("kubelet") != "" || Upstream("etcd") != filepath.Join(dir, "etcd") {
 		t.Fatalf("Upstream: kubelet %q, etcd %q", Upstream("kubelet"), Upstream("etcd"))
 	}
+	// self would fail at once: the upstream program must be what runs.
+	got := runUntil(t, "/bin/false", Component{Name: "etcd", Args: []string{"--a=1"}, Env: []string{"CAIRN_TEST=yes"}}, ran)
+	if string(got) != "--a=1 yes GOGC=\n" {
+		t.Errorf("the upstream program ran with %q, want its arguments and environment, and Go's default GC target", got)
+	}
+}
+
+func TestBuiltInComponentsGetTheGCTarget(t *testing.T) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		t.Skip("GOGC is set, and wins")
+	}
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	self := filepath.Join(dir, "cairnd")
+	os.WriteFile(self, []byte("#!/bin/sh\necho \"$* GOGC=$GOGC\" > "+ran+"\nexec sleep 60\n"), 0o755)
+	got := runUntil(t, self, Component{Name: "kubelet", Args: []string{"--v=1"}}, ran)
+	if want := fmt.Sprintf("kubelet --v=1 GOGC=%d\n", GOGC); string(got) != want {
+		t.Errorf("the built-in component ran as %q, want %q", got, want)
+	}
+}
+
+// runUntil supervises c until it has written the file ran, and returns
+// what it wrote.
+func runUntil(t *testing.T, self string, c Component, ran string) []byte {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		// self would fail at once: the upstream program must be what runs.
-		Run(ctx, slog.New(slog.DiscardHandler), "/bin/false", Component{Name: "etcd", Args: []string{"--a=1"}, Env: []string{"CAIRN_TEST=yes"}}, dir)
+		Run(ctx, slog.New(slog.DiscardHandler), self, c, t.TempDir())
 		close(done)
 	}()
 	var got []byte
@@ -43,7 +68,5 @@ func TestUpstreamProgramReplacesTheBuiltIn(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if string(got) != "--a=1 yes\n" {
-		t.Errorf("the upstream program ran with %q, want its arguments and environment", got)
-	}
+	return got
 }

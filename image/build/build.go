@@ -41,16 +41,16 @@ type Options struct {
 	// containerd, etcd, ...) baked into boot.UpstreamDir, where cairnd runs
 	// them instead of its built-in components: for comparisons.
 	Upstream string
-	Output    string
-	BinDir    string // holds linux-ARCH/init and linux-ARCH/cairnd
-	Cache     string
-	Offline   bool
-	Debs      string // folder of .debs instead of repositories
-	HostRoot  string // where to read the host's apt sources; "/" normally
-	Epoch     time.Time
-	Version   string
-	Log       *slog.Logger
-	Progress  io.Writer // progress bars and lines; nil for none
+	Output   string
+	BinDir   string // holds linux-ARCH/init and linux-ARCH/cairnd
+	Cache    string
+	Offline  bool
+	Debs     string // folder of .debs instead of repositories
+	HostRoot string // where to read the host's apt sources; "/" normally
+	Epoch    time.Time
+	Version  string
+	Log      *slog.Logger
+	Progress io.Writer // progress bars and lines; nil for none
 }
 
 // Result describes what was written.

@@ -123,10 +123,12 @@ func (b *builder) addClusterTree(t *fstree.Tree) error {
 			return fmt.Errorf("upstream programs: %w", err)
 		}
 		for _, p := range progs {
-			if p.Type().IsRegular() {
-				if err := t.AddFile(path.Join(boot.UpstreamDir, p.Name()), 0o755, filepath.Join(b.o.Upstream, p.Name())); err != nil {
-					return err
-				}
+			file := filepath.Join(b.o.Upstream, p.Name())
+			if st, err := os.Stat(file); err != nil || !st.Mode().IsRegular() { // a link to a program counts
+				continue
+			}
+			if err := t.AddFile(path.Join(boot.UpstreamDir, p.Name()), 0o755, file); err != nil {
+				return err
 			}
 		}
 	}

@@ -102,7 +102,7 @@ func BenchmarkServer(b *testing.B) {
 	}
 	fmt.Printf("server power-on to node Ready: %.0f s\n", vm.Since().Seconds())
 	time.Sleep(5 * time.Minute)
-	pss, node, rss := memory(b, vm)
+	pss, node, rss, _ := memory(b, vm)
 	fmt.Printf("server memory 5 min after node Ready, no workloads: PSS %d MiB, of which the node part (containerd, kubelet, kube-proxy) %d MiB (RSS summed %d MiB counts the shared binary once per process)\n", pss>>10, node>>10, rss>>10)
 }
 
@@ -132,8 +132,9 @@ func bootServer(b *testing.B, dir, name string, extra ...string) (*qemu.VM, stri
 // memory lists cairnd's processes, the shims and any upstream programs
 // in a VM with the debug console, and sums their memory in KiB: all of
 // them as PSS, the node part (containerd, kubelet, kube-proxy and the
-// shims) as PSS, and all as RSS.
-func memory(b *testing.B, vm *qemu.VM) (pss, node, rss int) {
+// shims) as PSS, and all as RSS; server is the PSS of the "cairnd server"
+// process itself.
+func memory(b *testing.B, vm *qemu.VM) (pss, node, rss, server int) {
 	ps, err := vm.Run("ps", time.Minute)
 	if err != nil {
 		b.Fatal(err)
@@ -153,12 +154,15 @@ func memory(b *testing.B, vm *qemu.VM) (pss, node, rss int) {
 		fmt.Sscan(f[1], &r)
 		fmt.Sscan(f[2], &p)
 		rss, pss = rss+r, pss+p
+		if role == "server" {
+			server = p
+		}
 		if slices.Contains([]string{"containerd", "kubelet", "kube-proxy", "containerd-shim-runc-v2"}, role) {
 			node += p
 		}
 		fmt.Printf("  RSS %4d MiB  PSS %4d MiB  %s\n", r>>10, p>>10, strings.Join(f[3:], " "))
 	}
-	return pss, node, rss
+	return pss, node, rss, server
 }
 
 // psLines splits the debug console's ps output into its rows' fields:
@@ -208,6 +212,6 @@ func BenchmarkAgent(b *testing.B) {
 	agent := boot("agent", "52:54:00:77:00:02", "192.168.77.2", "  role: agent\n  server: https://192.168.77.1:6443\n", "connect")
 	fmt.Printf("agent power-on to node Ready (server already up), qemu-arm64, accel %s: %.0f s\n", qemu.Accel(board.QEMU.Binary), agent.Since().Seconds())
 	time.Sleep(5 * time.Minute)
-	pss, node, rss := memory(b, agent)
+	pss, node, rss, _ := memory(b, agent)
 	fmt.Printf("agent memory 5 min after node Ready, no workloads: PSS %d MiB, of which containerd, kubelet and kube-proxy %d MiB (RSS summed %d MiB)\n", pss>>10, node>>10, rss>>10)
 }

@@ -57,6 +57,9 @@ day are bit-for-bit identical.`,
 			if err != nil {
 				return err
 			}
+			if upstream != "" && cfg.Cluster == nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("--upstream: %s has no cluster: section, so nothing would run the programs; give a server or agent config", name)}
+			}
 			if output == "" {
 				output = filepath.Join("out", p.Name+".img")
 			}

@@ -142,6 +142,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:6:7: cluster.images[0]: not a container image archive"},
 		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:7:7: cluster.images[1]: hello-amd64.tar is for amd64, but the board is arm64"},
 		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:8:7: cluster.images[2]: 127.0.0.1:1/cairn/none:1: cannot reach the registry"},
+		{[]string{"build", "-o", out, "--upstream", dir}, "--upstream: built-in default (configs/examples/default.yaml) has no cluster: section, so nothing would run the programs"},
 	} {
 		msg, err := cairn(t, tc.args...)
 		if err == nil {

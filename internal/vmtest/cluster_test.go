@@ -24,7 +24,12 @@ func TestClusterSecretsInImages(t *testing.T) {
 	agent := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: agt\ncluster:\n  name: lab\n  role: agent\n  server: https://10.0.2.2:6443\n"
 
 	srvDir := t.TempDir()
-	img := buildImage(t, "qemu-arm64", server, srvDir)
+	// Upstream programs (make bench): a link to one is followed, a folder skipped.
+	up := t.TempDir()
+	os.WriteFile(filepath.Join(srvDir, "etcd-program"), []byte("#!/bin/sh\n"), 0o644)
+	os.Symlink(filepath.Join(srvDir, "etcd-program"), filepath.Join(up, "etcd"))
+	os.Mkdir(filepath.Join(up, "folder"), 0o755)
+	img := buildImage(t, "qemu-arm64", server, srvDir, "--upstream", up)
 	bundle, err := identity.Load(filepath.Join(clusters, "lab"))
 	if err != nil {
 		t.Fatalf("no bundle after the first build: %v", err)
@@ -44,6 +49,9 @@ func TestClusterSecretsInImages(t *testing.T) {
 		if len(grepLines(list, f)) == 0 {
 			t.Errorf("server root lacks %s", f)
 		}
+	}
+	if !regexp.MustCompile(`-rwxr-xr-x 0/0 +\d+ \S+ \S+ squashfs-root/usr/lib/cairn/upstream/etcd\n`).MatchString(list) || len(grepLines(list, "upstream/folder")) > 0 {
+		t.Errorf("the upstream folder was not baked in as its programs:\n%s", grepLines(list, "upstream"))
 	}
 	pause := filepath.Join(t.TempDir(), "pause.tar")
 	os.WriteFile(pause, []byte(rootFile(t, img, "usr/lib/cairn/images/pause.tar")), 0o644)

@@ -58,7 +58,7 @@ func cairn(t *testing.T, args ...string) (string, error) {
 }
 
 // buildImage builds an image for board from a config text.
-func buildImage(t *testing.T, board, config, dir string) string {
+func buildImage(t *testing.T, board, config, dir string, extra ...string) string {
 	t.Helper()
 	cfg := filepath.Join(dir, board+".yaml")
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
@@ -66,7 +66,7 @@ func buildImage(t *testing.T, board, config, dir string) string {
 	}
 	img := filepath.Join(dir, board+".img")
 	t.Setenv("SOURCE_DATE_EPOCH", "1780000000")
-	out, err := cairn(t, "build", "--board", board, "--config", cfg, "--output", img, "--bin-dir", deviceBinaries(t))
+	out, err := cairn(t, append([]string{"build", "--board", board, "--config", cfg, "--output", img, "--bin-dir", deviceBinaries(t)}, extra...)...)
 	if err != nil {
 		t.Fatalf("cairn build --board %s: %v\n%s", board, err, out)
 	}

@@ -40,9 +40,6 @@ const maxRequest = 3<<19 + 512<<10
 // an etcd URL is returned as it is.
 func Start(ctx context.Context, url, dir string) (string, error) {
 	if url == "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", err
-		}
 		url = "sqlite://" + filepath.Join(dir, "state.db") + "?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
 	}
 	scheme, _, ok := strings.Cut(url, "://")
@@ -69,9 +66,6 @@ func Start(ctx context.Context, url, dir string) (string, error) {
 	})
 	if errors.Is(err, drivers.ErrUnknownDriver) {
 		err = fmt.Errorf("no datastore driver for %s://; use sqlite://, postgres://, mysql:// or an etcd http(s):// URL", scheme)
-	}
-	if err == nil && backend == nil {
-		err = fmt.Errorf("no datastore driver for %s://", scheme)
 	}
 	if err == nil {
 		err = backend.Start(bctx)

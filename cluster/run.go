@@ -46,7 +46,7 @@ func Main(ctx context.Context, argv []string, out io.Writer) int {
 		}
 		return a
 	}}))
-	if _, set := os.LookupEnv("GOGC"); !set && (name == "server" || name == "agent") {
+	if supervise.DefaultGOGC() && (name == "server" || name == "agent") {
 		debug.SetGCPercent(supervise.GOGC) // as for its components
 	}
 	var err error

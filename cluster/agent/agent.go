@@ -76,11 +76,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	start := func(name string, defaults map[string]string) {
-		c := supervise.Component{Name: name, Args: supervise.Flags(defaults, a.ExtraArgs[name])}
+	component := func(name string, defaults map[string]string) supervise.Component {
+		return supervise.Component{Name: name, Args: supervise.Flags(defaults, a.ExtraArgs[name])}
+	}
+	start := func(c supervise.Component) {
 		wg.Go(func() { supervise.Run(ctx, a.Log, a.Self, c, a.LogDir) })
 	}
-	start("containerd", map[string]string{"config": filepath.Join(a.RunDir, "containerd.toml")})
+	start(component("containerd", map[string]string{"config": filepath.Join(a.RunDir, "containerd.toml")}))
 	if err := waitSocket(ctx, ContainerdSock, 2*time.Minute); err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
@@ -89,11 +91,28 @@ func (a *Agent) Run(ctx context.Context) error {
 		// A bad archive must not keep the node from joining; say which.
 		a.Log.Error("importing baked images", "err", err)
 	}
-	start("kubelet", kubeletFlags(a.Node, filepath.Join(a.RunDir, "kubelet.yaml"), a.KubeletKubeconfig))
+	kubelet := component("kubelet", kubeletFlags(a.Node, filepath.Join(a.RunDir, "kubelet.yaml"), a.KubeletKubeconfig))
+	proxy := component("kube-proxy", map[string]string{"config": filepath.Join(a.RunDir, "kube-proxy.yaml")})
 	// kube-proxy takes the node's addresses from its Node object (and exits
-	// when they change), so it starts once the kubelet has registered it.
+	// when they change), so it starts once the kubelet has registered it:
+	// here, or in the shared process once the file registered exists.
+	registered := filepath.Join(a.RunDir, "registered")
+	startProxy := func() { start(proxy) }
+	if supervise.Upstream(kubelet.Name) == "" && supervise.Upstream(proxy.Name) == "" {
+		os.Remove(registered)
+		node := supervise.Together(NodeComponents, kubelet, proxy)
+		node.Env = append(node.Env, ProxyAfterEnv+"="+registered)
+		start(node)
+		startProxy = func() {
+			if err := os.WriteFile(registered, nil, 0o600); err != nil {
+				a.Log.Error("kube-proxy cannot be told to start", "err", err)
+			}
+		}
+	} else {
+		start(kubelet)
+	}
 	a.watchReady(ctx, func() {
-		start("kube-proxy", map[string]string{"config": filepath.Join(a.RunDir, "kube-proxy.yaml")})
+		startProxy()
 		wg.Go(func() {
 			for backoff := 5 * time.Second; ctx.Err() == nil; backoff = min(2*backoff, time.Minute) {
 				if err := a.runOverlay(ctx); err != nil && ctx.Err() == nil {

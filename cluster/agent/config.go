@@ -21,6 +21,14 @@ const (
 	Namespace       = "k8s.io"       // containerd namespace of the CRI
 )
 
+// NodeComponents is cairnd's entry point that runs the kubelet and
+// kube-proxy in one process (ADR 0006); kube-proxy starts there once the
+// file named by ProxyAfterEnv exists.
+const (
+	NodeComponents = "node-components"
+	ProxyAfterEnv  = "CAIRN_PROXY_AFTER"
+)
+
 // containerdConfig is containerd's config (version 3, containerd 2.x).
 func containerdConfig(runDir string) string {
 	return fmt.Sprintf(`version = 3

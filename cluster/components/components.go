@@ -4,7 +4,10 @@
 // Each runs in its own process (cairnd re-executes itself with the
 // component's name as the first argument, or is started through a symlink
 // named after it), as upstream commands install process-wide signal
-// handlers, flags and registries that allow one program per process.
+// handlers, flags and registries that allow one program per process; the
+// exceptions are server.ControlPlane, which runs the apiserver, the
+// controller-manager and the scheduler in one, and agent.NodeComponents,
+// the kubelet and kube-proxy (ADR 0006).
 package components
 
 import (
@@ -22,7 +25,9 @@ import (
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 
+	"github.com/cairn-os/cairn/cluster/agent"
 	"github.com/cairn-os/cairn/cluster/components/containerd"
+	"github.com/cairn-os/cairn/cluster/server"
 )
 
 var entries = map[string]func() *cobra.Command{
@@ -50,6 +55,10 @@ func Run(ctx context.Context, name string, args []string) (code int, ok bool) {
 	switch name {
 	case "containerd", "ctr":
 		return runContainerd(ctx, name, args), true
+	case server.ControlPlane:
+		return runControlPlane(args), true
+	case agent.NodeComponents:
+		return runNodeComponents(args), true
 	}
 	newCmd, ok := entries[name]
 	if !ok {

@@ -8,6 +8,12 @@ import (
 	"github.com/cairn-os/cairn/cluster/supervise"
 )
 
+// ControlPlane is cairnd's entry point that runs the three control-plane
+// components in one process (see cluster/components).
+const ControlPlane = "control-plane"
+
+// components returns kube-apiserver's, kube-controller-manager's and
+// kube-scheduler's arguments, in the order they start.
 func (p Paths) components(etcd string, advertise net.IP, extra map[string][]string) []supervise.Component {
 	api := map[string]string{
 		"advertise-address":             advertise.String(),

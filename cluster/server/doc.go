@@ -1,8 +1,9 @@
 // Package server is `cairnd server`: the control plane of a Cairn cluster.
 // It keeps kine in its own process (SQLite on the data partition, or the
 // datastore URL from the config) and runs kube-apiserver,
-// kube-controller-manager and kube-scheduler as child processes of the same
-// cairnd binary, supervised with back-off. Before they start it writes their
+// kube-controller-manager and kube-scheduler together in one child process
+// of the same cairnd binary (each in its own when the image carries upstream
+// programs), supervised with back-off. Before they start it writes their
 // certificates, kubeconfigs and policy files from the cluster's secrets,
 // minting the serving certificate for the node's current addresses.
 //

@@ -98,6 +98,10 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); supervise.Run(ctx, s.Log, s.Self, c, s.LogDir) }()
 	}
+	if !slices.ContainsFunc(comps, func(c supervise.Component) bool { return supervise.Upstream(c.Name) != "" }) {
+		// One process for the three built-in components (ADR 0006).
+		comps = []supervise.Component{supervise.Together(ControlPlane, comps...)}
+	}
 	start(comps[0])
 	if err := waitReady(ctx, p, 10*time.Minute); err != nil {
 		return err

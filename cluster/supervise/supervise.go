@@ -33,6 +33,45 @@ type Component struct {
 // GOGC in cairnd's environment wins. Upstream programs keep their default.
 const GOGC = 50
 
+// DefaultGOGC says whether cairnd applies GOGC to itself and its built-in
+// components: only when its own environment sets none.
+func DefaultGOGC() bool {
+	_, set := os.LookupEnv("GOGC")
+	return !set
+}
+
+// Together is one process that runs several components: its entry point
+// is name and its arguments each part's name and arguments, the parts
+// separated by "--" (Parts reads them back).
+func Together(name string, parts ...Component) Component {
+	c := Component{Name: name}
+	for i, p := range parts {
+		if i > 0 {
+			c.Args = append(c.Args, "--")
+		}
+		c.Args = append(append(c.Args, p.Name), p.Args...)
+		c.Env = append(c.Env, p.Env...)
+	}
+	return c
+}
+
+// Parts splits the arguments of a Together process into each part's
+// arguments by its name.
+func Parts(args []string) map[string][]string {
+	parts := map[string][]string{}
+	for len(args) > 0 {
+		i := slices.Index(args, "--")
+		if i < 0 {
+			i = len(args)
+		}
+		if i > 0 {
+			parts[args[0]] = args[1:i]
+		}
+		args = args[min(i+1, len(args)):]
+	}
+	return parts
+}
+
 // UpstreamDir is where Upstream looks (boot.UpstreamDir on a device).
 var UpstreamDir = boot.UpstreamDir
 
@@ -79,7 +118,7 @@ func Run(ctx context.Context, log *slog.Logger, self string, c Component, logDir
 		}
 		cmd := exec.CommandContext(ctx, prog, argv...)
 		cmd.Env = append(os.Environ(), c.Env...)
-		if _, set := os.LookupEnv("GOGC"); !set && prog == self && !slices.ContainsFunc(c.Env, isGOGC) {
+		if DefaultGOGC() && prog == self && !slices.ContainsFunc(c.Env, isGOGC) {
 			cmd.Env = append(cmd.Env, "GOGC="+strconv.Itoa(GOGC))
 		}
 		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }

@@ -70,3 +70,22 @@ func runUntil(t *testing.T, self string, c Component, ran string) []byte {
 	<-done
 	return got
 }
+
+func TestTogetherPartsRoundTrip(t *testing.T) {
+	c := Together("control-plane",
+		Component{Name: "kube-apiserver", Args: []string{"--a=1", "--b=2"}},
+		Component{Name: "kube-scheduler"},
+		Component{Name: "kube-controller-manager", Args: []string{"--c=3"}, Env: []string{"X=1"}})
+	want := []string{"kube-apiserver", "--a=1", "--b=2", "--", "kube-scheduler", "--", "kube-controller-manager", "--c=3"}
+	if c.Name != "control-plane" || !slices.Equal(c.Args, want) || !slices.Equal(c.Env, []string{"X=1"}) {
+		t.Fatalf("Together: %+v, want args %q", c, want)
+	}
+	got := Parts(c.Args)
+	if len(got) != 3 || !slices.Equal(got["kube-apiserver"], want[1:3]) || len(got["kube-scheduler"]) != 0 ||
+		!slices.Equal(got["kube-controller-manager"], []string{"--c=3"}) {
+		t.Errorf("Parts: %q", got)
+	}
+	if _, ok := got["kube-scheduler"]; !ok {
+		t.Error("Parts lost the part without arguments")
+	}
+}

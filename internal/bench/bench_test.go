@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/cluster/agent"
 	"github.com/cairn-os/cairn/internal/qemu"
 )
 
@@ -157,7 +158,7 @@ func memory(b *testing.B, vm *qemu.VM) (pss, node, rss, server int) {
 		if role == "server" {
 			server = p
 		}
-		if slices.Contains([]string{"containerd", "kubelet", "kube-proxy", "containerd-shim-runc-v2"}, role) {
+		if slices.Contains([]string{"containerd", "kubelet", "kube-proxy", agent.NodeComponents, "containerd-shim-runc-v2"}, role) {
 			node += p
 		}
 		fmt.Printf("  RSS %4d MiB  PSS %4d MiB  %s\n", r>>10, p>>10, strings.Join(f[3:], " "))

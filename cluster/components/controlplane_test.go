@@ -1,0 +1,25 @@
+package components
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestPartnersShareTheOwnersLoggingFlags(t *testing.T) {
+	parts := map[string][]string{
+		"kube-apiserver":          {"--secure-port=6443", "--v=4", "--vmodule=x=2"},
+		"kube-controller-manager": {"--kubeconfig=/k"},
+		"kube-scheduler":          {"--v=1"},
+	}
+	shareLogging(parts, "kube-apiserver")
+	if want := []string{"--kubeconfig=/k", "--v=4", "--vmodule=x=2"}; !slices.Equal(parts["kube-controller-manager"], want) {
+		t.Errorf("controller-manager: %q, want %q", parts["kube-controller-manager"], want)
+	}
+	// A value of its own stays, and the upstream check reports the conflict.
+	if want := []string{"--v=1", "--vmodule=x=2"}; !slices.Equal(parts["kube-scheduler"], want) {
+		t.Errorf("scheduler: %q, want %q", parts["kube-scheduler"], want)
+	}
+	if want := []string{"--secure-port=6443", "--v=4", "--vmodule=x=2"}; !slices.Equal(parts["kube-apiserver"], want) {
+		t.Errorf("apiserver changed: %q", parts["kube-apiserver"])
+	}
+}

@@ -98,9 +98,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	// here, or in the shared process once the file registered exists.
 	registered := filepath.Join(a.RunDir, "registered")
 	startProxy := func() { start(proxy) }
-	if supervise.Upstream(kubelet.Name) == "" && supervise.Upstream(proxy.Name) == "" {
+	if node, ok := supervise.Together(NodeComponents, kubelet, proxy); ok {
 		os.Remove(registered)
-		node := supervise.Together(NodeComponents, kubelet, proxy)
 		node.Env = append(node.Env, ProxyAfterEnv+"="+registered)
 		start(node)
 		startProxy = func() {

@@ -98,9 +98,8 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); supervise.Run(ctx, s.Log, s.Self, c, s.LogDir) }()
 	}
-	if !slices.ContainsFunc(comps, func(c supervise.Component) bool { return supervise.Upstream(c.Name) != "" }) {
-		// One process for the three built-in components (ADR 0006).
-		comps = []supervise.Component{supervise.Together(ControlPlane, comps...)}
+	if cp, ok := supervise.Together(ControlPlane, comps...); ok {
+		comps = []supervise.Component{cp} // ADR 0006
 	}
 	start(comps[0])
 	if err := waitReady(ctx, p, 10*time.Minute); err != nil {

@@ -40,11 +40,16 @@ func DefaultGOGC() bool {
 	return !set
 }
 
-// Together is one process that runs several components: its entry point
-// is name and its arguments each part's name and arguments, the parts
-// separated by "--" (Parts reads them back).
-func Together(name string, parts ...Component) Component {
-	c := Component{Name: name}
+// Together is one process that runs several built-in components: its
+// entry point is name and its arguments each part's name and arguments,
+// the parts separated by "--" (Parts reads them back). ok is false when the
+// image carries an upstream program for any part: those run one per
+// process, as kubeadm runs them.
+func Together(name string, parts ...Component) (c Component, ok bool) {
+	if slices.ContainsFunc(parts, func(p Component) bool { return Upstream(p.Name) != "" }) {
+		return Component{}, false
+	}
+	c.Name = name
 	for i, p := range parts {
 		if i > 0 {
 			c.Args = append(c.Args, "--")
@@ -52,7 +57,7 @@ func Together(name string, parts ...Component) Component {
 		c.Args = append(append(c.Args, p.Name), p.Args...)
 		c.Env = append(c.Env, p.Env...)
 	}
-	return c
+	return c, true
 }
 
 // Parts splits the arguments of a Together process into each part's

@@ -72,12 +72,12 @@ func runUntil(t *testing.T, self string, c Component, ran string) []byte {
 }
 
 func TestTogetherPartsRoundTrip(t *testing.T) {
-	c := Together("control-plane",
+	c, ok := Together("control-plane",
 		Component{Name: "kube-apiserver", Args: []string{"--a=1", "--b=2"}},
 		Component{Name: "kube-scheduler"},
 		Component{Name: "kube-controller-manager", Args: []string{"--c=3"}, Env: []string{"X=1"}})
 	want := []string{"kube-apiserver", "--a=1", "--b=2", "--", "kube-scheduler", "--", "kube-controller-manager", "--c=3"}
-	if c.Name != "control-plane" || !slices.Equal(c.Args, want) || !slices.Equal(c.Env, []string{"X=1"}) {
+	if !ok || c.Name != "control-plane" || !slices.Equal(c.Args, want) || !slices.Equal(c.Env, []string{"X=1"}) {
 		t.Fatalf("Together: %+v, want args %q", c, want)
 	}
 	got := Parts(c.Args)
@@ -87,5 +87,19 @@ func TestTogetherPartsRoundTrip(t *testing.T) {
 	}
 	if _, ok := got["kube-scheduler"]; !ok {
 		t.Error("Parts lost the part without arguments")
+	}
+}
+
+func TestUpstreamProgramsDoNotShareAProcess(t *testing.T) {
+	dir := t.TempDir()
+	old := UpstreamDir
+	UpstreamDir = dir
+	t.Cleanup(func() { UpstreamDir = old })
+	os.WriteFile(filepath.Join(dir, "kube-proxy"), []byte("#!/bin/sh\n"), 0o755)
+	if c, ok := Together("node-components", Component{Name: "kubelet"}, Component{Name: "kube-proxy"}); ok {
+		t.Errorf("Together with an upstream kube-proxy gave %+v, want none", c)
+	}
+	if _, ok := Together("control-plane", Component{Name: "kube-apiserver"}); !ok {
+		t.Error("Together refused built-in components")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -21,25 +22,33 @@ import (
 )
 
 // runControlPlane runs the apiserver, and once it is ready, the
-// controller-manager and the scheduler beside it. args
-// are supervise.Together's. The apiserver owns the process's signal
-// handling (upstream allows one per process) and its exit ends the
-// process; if another component stops, so does the process, and the
-// server's supervisor starts all three again.
+// controller-manager and the scheduler beside it (see runShared).
 func runControlPlane(args []string) int {
-	parts := supervise.Parts(args)
-	setReapply()
-	shareLogging(parts, "kube-apiserver")
-	go func() {
+	return runShared(args, "kube-apiserver", apiserver.NewAPIServerCommand, func(parts map[string][]string) {
 		// The controller-manager gives up if the apiserver is not ready
 		// (its RBAC roles not yet made); the server waits the same way.
 		kubeconfig, _ := flagValue(parts["kube-controller-manager"], "kubeconfig")
 		waitReady(kubeconfig)
 		go func() { stopOn("kube-controller-manager", runControllerManager(parts["kube-controller-manager"])) }()
 		stopOn("kube-scheduler", runScheduler(parts["kube-scheduler"]))
-	}()
-	cmd := apiserver.NewAPIServerCommand()
-	cmd.SetArgs(parts["kube-apiserver"])
+	})
+}
+
+// runShared runs several components in one process; args are
+// supervise.Together's. The owner's command runs in the foreground and
+// owns the process's signal handling (upstream allows one per process);
+// its exit ends the process. partners runs beside it and starts the
+// others, each ending the process with stopOn if it returns, so that the
+// supervisor starts them all again. Logging is process-wide: every part
+// gets the owner's logging flags, and the same flags applied a second time
+// are not a change.
+func runShared(args []string, owner string, newOwner func() *cobra.Command, partners func(parts map[string][]string)) int {
+	parts := supervise.Parts(args)
+	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
+	shareLogging(parts, owner)
+	go partners(parts)
+	cmd := newOwner()
+	cmd.SetArgs(parts[owner])
 	return cli.Run(cmd)
 }
 
@@ -68,12 +77,6 @@ func runScheduler(args []string) error {
 		return err
 	}
 	return scheduler.Run(ctx, cc, sched)
-}
-
-// setReapply lets each component of a shared process apply the logging
-// flags: the same ones a second time are not a change.
-func setReapply() {
-	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
 }
 
 // loggingFlags are klog's and logsapi's flags: process-wide, so one value

@@ -5,25 +5,20 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/component-base/cli"
 	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 
 	"github.com/cairn-os/cairn/cluster/agent"
-	"github.com/cairn-os/cairn/cluster/supervise"
 )
 
 // runNodeComponents runs the kubelet, and once the file named by
 // $CAIRN_PROXY_AFTER exists (the agent makes it when the kubelet has
-// registered the node), kube-proxy beside it. args are
-// supervise.Together's. The kubelet owns the process's signal handling and
-// its exit ends the process; so does kube-proxy's, and the agent's
-// supervisor starts both again.
+// registered the node), kube-proxy beside it (see runShared).
 func runNodeComponents(args []string) int {
-	parts := supervise.Parts(args)
-	setReapply()
-	shareLogging(parts, "kubelet")
-	go func() {
+	newKubelet := func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) }
+	return runShared(args, "kubelet", newKubelet, func(parts map[string][]string) {
 		after := os.Getenv(agent.ProxyAfterEnv)
 		for after != "" {
 			if _, err := os.Stat(after); err == nil {
@@ -34,8 +29,5 @@ func runNodeComponents(args []string) int {
 		cmd := proxy.NewProxyCommand()
 		cmd.SetArgs(parts["kube-proxy"])
 		stopOn("kube-proxy", cli.RunNoErrOutput(cmd))
-	}()
-	cmd := kubelet.NewKubeletCommand(context.Background())
-	cmd.SetArgs(parts["kubelet"])
-	return cli.Run(cmd)
+	})
 }

@@ -82,8 +82,26 @@ func (a *Agent) Run(ctx context.Context) error {
 	start := func(c supervise.Component) {
 		wg.Go(func() { supervise.Run(ctx, a.Log, a.Self, c, a.LogDir) })
 	}
-	start(component("containerd", map[string]string{"config": filepath.Join(a.RunDir, "containerd.toml")}))
-	if err := waitSocket(ctx, ContainerdSock, 2*time.Minute); err != nil {
+	containerd := component("containerd", map[string]string{"config": filepath.Join(a.RunDir, "containerd.toml")})
+	kubelet := component("kubelet", kubeletFlags(a.Node, filepath.Join(a.RunDir, "kubelet.yaml"), a.KubeletKubeconfig))
+	proxy := component("kube-proxy", map[string]string{"config": filepath.Join(a.RunDir, "kube-proxy.yaml")})
+	// The kubelet starts once the baked images are in containerd; kube-proxy
+	// takes the node's addresses from its Node object (and exits when they
+	// change), so it starts once the kubelet has registered it. In the
+	// shared process each waits for a file made here at that moment.
+	startKubelet, startProxy := func() { start(kubelet) }, func() { start(proxy) }
+	if node, ok := supervise.Together(NodeComponents, containerd, kubelet, proxy); ok {
+		imported, registered := filepath.Join(a.RunDir, "imported"), filepath.Join(a.RunDir, "registered")
+		os.Remove(imported)
+		os.Remove(registered)
+		node.Env = append(node.Env, KubeletAfterEnv+"="+imported, ProxyAfterEnv+"="+registered)
+		start(node)
+		startKubelet = func() { a.tell(imported, "the kubelet") }
+		startProxy = func() { a.tell(registered, "kube-proxy") }
+	} else {
+		start(containerd)
+	}
+	if err := WaitSocket(ctx, ContainerdSock, 2*time.Minute); err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
 	a.Log.Info("containerd ready", "socket", ContainerdSock)
@@ -91,25 +109,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		// A bad archive must not keep the node from joining; say which.
 		a.Log.Error("importing baked images", "err", err)
 	}
-	kubelet := component("kubelet", kubeletFlags(a.Node, filepath.Join(a.RunDir, "kubelet.yaml"), a.KubeletKubeconfig))
-	proxy := component("kube-proxy", map[string]string{"config": filepath.Join(a.RunDir, "kube-proxy.yaml")})
-	// kube-proxy takes the node's addresses from its Node object (and exits
-	// when they change), so it starts once the kubelet has registered it:
-	// here, or in the shared process once the file registered exists.
-	registered := filepath.Join(a.RunDir, "registered")
-	startProxy := func() { start(proxy) }
-	if node, ok := supervise.Together(NodeComponents, kubelet, proxy); ok {
-		os.Remove(registered)
-		node.Env = append(node.Env, ProxyAfterEnv+"="+registered)
-		start(node)
-		startProxy = func() {
-			if err := os.WriteFile(registered, nil, 0o600); err != nil {
-				a.Log.Error("kube-proxy cannot be told to start", "err", err)
-			}
-		}
-	} else {
-		start(kubelet)
-	}
+	startKubelet()
 	a.watchReady(ctx, func() {
 		startProxy()
 		wg.Go(func() {
@@ -126,6 +126,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	wg.Wait()
 	return nil
+}
+
+// tell makes the file a component of the shared process waits for.
+func (a *Agent) tell(file, component string) {
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		a.Log.Error(component+" cannot be told to start", "err", err)
+	}
 }
 
 // watchReady calls registered once the node exists, then logs when it
@@ -227,8 +234,8 @@ func prepareHost(log *slog.Logger) error {
 	return nil
 }
 
-// waitSocket waits until a unix socket accepts connections.
-func waitSocket(ctx context.Context, path string, timeout time.Duration) error {
+// WaitSocket waits until a unix socket accepts connections.
+func WaitSocket(ctx context.Context, path string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var err error
 	for time.Now().Before(deadline) {

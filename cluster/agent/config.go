@@ -21,12 +21,14 @@ const (
 	Namespace       = "k8s.io"       // containerd namespace of the CRI
 )
 
-// NodeComponents is cairnd's entry point that runs the kubelet and
-// kube-proxy in one process (ADR 0006); kube-proxy starts there once the
-// file named by ProxyAfterEnv exists.
+// NodeComponents is cairnd's entry point that runs containerd, the kubelet
+// and kube-proxy in one process (ADR 0006); the kubelet starts there once
+// containerd answers and the file named by KubeletAfterEnv exists,
+// kube-proxy once the file named by ProxyAfterEnv exists.
 const (
-	NodeComponents = "node-components"
-	ProxyAfterEnv  = "CAIRN_PROXY_AFTER"
+	NodeComponents  = "node-components"
+	KubeletAfterEnv = "CAIRN_KUBELET_AFTER"
+	ProxyAfterEnv   = "CAIRN_PROXY_AFTER"
 )
 
 // containerdConfig is containerd's config (version 3, containerd 2.x).

@@ -26,7 +26,6 @@ import (
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 
 	"github.com/cairn-os/cairn/cluster/agent"
-	"github.com/cairn-os/cairn/cluster/components/containerd"
 	"github.com/cairn-os/cairn/cluster/server"
 )
 
@@ -70,14 +69,7 @@ func Run(ctx context.Context, name string, args []string) (code int, ok bool) {
 }
 
 func runContainerd(ctx context.Context, name string, args []string) int {
-	argv := append([]string{name}, args...)
-	var err error
-	if name == "ctr" {
-		err = containerd.Ctr().Run(ctx, argv)
-	} else {
-		err = containerd.App().Run(ctx, argv)
-	}
-	if err != nil {
+	if err := containerdMain(ctx, name, args); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 1
 	}

@@ -25,28 +25,30 @@ import (
 // controller-manager and the scheduler beside it (see runShared).
 func runControlPlane(args []string) int {
 	return runShared(args, "kube-apiserver", apiserver.NewAPIServerCommand, func(parts map[string][]string) {
-		// The controller-manager gives up if the apiserver is not ready
-		// (its RBAC roles not yet made); the server waits the same way.
-		kubeconfig, _ := flagValue(parts["kube-controller-manager"], "kubeconfig")
-		waitReady(kubeconfig)
-		go func() { stopOn("kube-controller-manager", runControllerManager(parts["kube-controller-manager"])) }()
-		stopOn("kube-scheduler", runScheduler(parts["kube-scheduler"]))
+		go func() {
+			// The controller-manager gives up if the apiserver is not ready
+			// (its RBAC roles not yet made); the server waits the same way.
+			kubeconfig, _ := flagValue(parts["kube-controller-manager"], "kubeconfig")
+			waitReady(kubeconfig)
+			go func() { stopOn("kube-controller-manager", runControllerManager(parts["kube-controller-manager"])) }()
+			stopOn("kube-scheduler", runScheduler(parts["kube-scheduler"]))
+		}()
 	})
 }
 
 // runShared runs several components in one process; args are
 // supervise.Together's. The owner's command runs in the foreground and
 // owns the process's signal handling (upstream allows one per process);
-// its exit ends the process. partners runs beside it and starts the
-// others, each ending the process with stopOn if it returns, so that the
-// supervisor starts them all again. Logging is process-wide: every part
-// gets the owner's logging flags, and the same flags applied a second time
-// are not a change.
-func runShared(args []string, owner string, newOwner func() *cobra.Command, partners func(parts map[string][]string)) int {
+// its exit ends the process. start runs first: it starts the others, each
+// ending the process with stopOn if it returns, so that the supervisor
+// starts them all again, and returns when the owner may start. Logging is
+// process-wide: every Kubernetes part gets the owner's logging flags, and
+// the same flags applied a second time are not a change.
+func runShared(args []string, owner string, newOwner func() *cobra.Command, start func(parts map[string][]string)) int {
 	parts := supervise.Parts(args)
 	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
 	shareLogging(parts, owner)
-	go partners(parts)
+	start(parts)
 	cmd := newOwner()
 	cmd.SetArgs(parts[owner])
 	return cli.Run(cmd)
@@ -90,7 +92,7 @@ var loggingFlags = []string{"v", "vmodule", "logging-format", "log-flush-frequen
 // defaults.
 func shareLogging(parts map[string][]string, owner string) {
 	for name, args := range parts {
-		if name == owner {
+		if name == owner || name == "containerd" { // containerd logs through logrus, without these flags
 			continue
 		}
 		for _, f := range loggingFlags {

@@ -23,3 +23,14 @@ func TestPartnersShareTheOwnersLoggingFlags(t *testing.T) {
 		t.Errorf("apiserver changed: %q", parts["kube-apiserver"])
 	}
 }
+
+func TestContainerdGetsNoKubernetesLoggingFlags(t *testing.T) {
+	parts := map[string][]string{
+		"kubelet":    {"--v=2"},
+		"containerd": {"--config=/run/cairn/agent/containerd.toml"},
+	}
+	shareLogging(parts, "kubelet")
+	if want := []string{"--config=/run/cairn/agent/containerd.toml"}; !slices.Equal(parts["containerd"], want) {
+		t.Errorf("containerd: %q, want %q (it would refuse --v)", parts["containerd"], want)
+	}
+}

@@ -11,23 +11,48 @@ import (
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 
 	"github.com/cairn-os/cairn/cluster/agent"
+	"github.com/cairn-os/cairn/cluster/components/containerd"
 )
 
-// runNodeComponents runs the kubelet, and once the file named by
-// $CAIRN_PROXY_AFTER exists (the agent makes it when the kubelet has
-// registered the node), kube-proxy beside it (see runShared).
+// runNodeComponents runs containerd, the kubelet once containerd answers
+// and the file named by $CAIRN_KUBELET_AFTER exists (the agent makes it
+// when the baked images are imported), and kube-proxy once the file named
+// by $CAIRN_PROXY_AFTER exists (the agent makes it when the kubelet has
+// registered the node); see runShared.
 func runNodeComponents(args []string) int {
 	newKubelet := func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) }
 	return runShared(args, "kubelet", newKubelet, func(parts map[string][]string) {
-		after := os.Getenv(agent.ProxyAfterEnv)
-		for after != "" {
-			if _, err := os.Stat(after); err == nil {
-				break
-			}
-			time.Sleep(time.Second)
+		go func() { stopOn("containerd", containerdMain(context.Background(), "containerd", parts["containerd"])) }()
+		// A first start on a new data partition takes a while under emulation.
+		if err := agent.WaitSocket(context.Background(), agent.ContainerdSock, 10*time.Minute); err != nil {
+			stopOn("containerd", err)
 		}
-		cmd := proxy.NewProxyCommand()
-		cmd.SetArgs(parts["kube-proxy"])
-		stopOn("kube-proxy", cli.RunNoErrOutput(cmd))
+		waitFile(os.Getenv(agent.KubeletAfterEnv))
+		go func() {
+			waitFile(os.Getenv(agent.ProxyAfterEnv))
+			cmd := proxy.NewProxyCommand()
+			cmd.SetArgs(parts["kube-proxy"])
+			stopOn("kube-proxy", cli.RunNoErrOutput(cmd))
+		}()
 	})
+}
+
+// waitFile returns once the file at path exists, or at once if path is
+// empty.
+func waitFile(path string) {
+	for path != "" {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// containerdMain runs containerd's daemon or ctr.
+func containerdMain(ctx context.Context, name string, args []string) error {
+	argv := append([]string{name}, args...)
+	if name == "ctr" {
+		return containerd.Ctr().Run(ctx, argv)
+	}
+	return containerd.App().Run(ctx, argv)
 }

@@ -7,7 +7,7 @@ import (
 
 func TestCmdlineRoundTrip(t *testing.T) {
 	c := Cmdline(SlotB, "1a2b3c4d", []string{"tty0", "ttyS0,115200"}, []string{"quiet"})
-	want := "console=tty0 console=ttyS0,115200 cairn.slot=b cairn.disk=1a2b3c4d panic=10 quiet"
+	want := "console=tty0 console=ttyS0,115200 cairn.slot=b cairn.disk=1a2b3c4d panic=10 transparent_hugepage=madvise quiet"
 	if c != want {
 		t.Fatalf("got %q", c)
 	}

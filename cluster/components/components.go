@@ -7,7 +7,7 @@
 // handlers, flags and registries that allow one program per process; the
 // exceptions are server.ControlPlane, which runs the apiserver, the
 // controller-manager and the scheduler in one, and agent.NodeComponents,
-// the kubelet and kube-proxy (ADR 0006).
+// containerd, the kubelet and kube-proxy (ADRs 0006 and 0007).
 package components
 
 import (

@@ -26,6 +26,7 @@ import (
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 
 	"github.com/cairn-os/cairn/cluster/agent"
+	"github.com/cairn-os/cairn/cluster/components/containerd"
 	"github.com/cairn-os/cairn/cluster/server"
 )
 
@@ -74,4 +75,13 @@ func runContainerd(ctx context.Context, name string, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// containerdMain runs containerd's daemon or ctr.
+func containerdMain(ctx context.Context, name string, args []string) error {
+	argv := append([]string{name}, args...)
+	if name == "ctr" {
+		return containerd.Ctr().Run(ctx, argv)
+	}
+	return containerd.App().Run(ctx, argv)
 }

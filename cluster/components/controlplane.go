@@ -86,13 +86,13 @@ func runScheduler(args []string) error {
 var loggingFlags = []string{"v", "vmodule", "logging-format", "log-flush-frequency",
 	"log-text-split-stream", "log-text-info-buffer-size", "log-json-split-stream", "log-json-info-buffer-size"}
 
-// shareLogging gives every part the logging flags of the process's owner
-// that it does not set itself, so that `extraArgs: {kube-apiserver: [v=4]}`
-// applies to the whole process rather than conflicting with its partners'
-// defaults.
+// shareLogging gives every Kubernetes part (one of entries) the logging
+// flags of the process's owner that it does not set itself, so that
+// `extraArgs: {kube-apiserver: [v=4]}` applies to the whole process rather
+// than conflicting with its partners' defaults.
 func shareLogging(parts map[string][]string, owner string) {
 	for name, args := range parts {
-		if name == owner || name == "containerd" { // containerd logs through logrus, without these flags
+		if _, k8s := entries[name]; name == owner || !k8s { // containerd logs through logrus, without these flags
 			continue
 		}
 		for _, f := range loggingFlags {

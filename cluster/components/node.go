@@ -11,7 +11,6 @@ import (
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 
 	"github.com/cairn-os/cairn/cluster/agent"
-	"github.com/cairn-os/cairn/cluster/components/containerd"
 )
 
 // runNodeComponents runs containerd, the kubelet once containerd answers
@@ -46,13 +45,4 @@ func waitFile(path string) {
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-// containerdMain runs containerd's daemon or ctr.
-func containerdMain(ctx context.Context, name string, args []string) error {
-	argv := append([]string{name}, args...)
-	if name == "ctr" {
-		return containerd.Ctr().Run(ctx, argv)
-	}
-	return containerd.App().Run(ctx, argv)
 }

@@ -1,5 +1,10 @@
 # Cairn. `make run` builds and boots the default image; `make test` runs the tests.
 GO       ?= go
+# A pipe fails when any command in it fails (make test pipes go test).
+SHELL    := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# Each binary says how long it took to build (scripts/timed).
+TIMED     = ./scripts/timed $@
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/cairn-os/cairn/internal/cli.Version=$(VERSION)
 GOFLAGS  := -trimpath
@@ -14,29 +19,36 @@ CAIRND_TAGS := netgo,osusergo,sqlite_omit_load_extension
 cc = $(if $(filter $(1),$(HOSTARCH)),gcc,$(if $(filter arm64,$(1)),aarch64-linux-gnu-gcc,x86_64-linux-gnu-gcc))
 SOURCES  := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './out/*') go.mod go.sum $(wildcard boards/*.yaml configs/examples/*.yaml)
 
-.PHONY: all build upstream run test bench deps clean
+.PHONY: all build run test test-binaries bench deps clean device-arm64 device-amd64 cluster-arm64 cluster-amd64
 
 all: build
 
-# Host CLI and device binaries, rebuilt only when sources change.
-build: bin/cairn $(foreach a,arm64 amd64,bin/linux-$(a)/init bin/linux-$(a)/pause bin/linux-$(a)/containerd-shim-runc-v2 bin/linux-$(a)/cairnd)
+# What an image needs from the device binaries: every image runs init; an
+# image with a cluster: section also runs cairnd, the runc shim and the pause
+# image. Each target builds one architecture, so nothing compiles Kubernetes
+# for a machine that nobody boots.
+device-arm64 device-amd64: device-%: bin/linux-%/init
+cluster-arm64 cluster-amd64: cluster-%: bin/linux-%/init bin/linux-%/cairnd bin/linux-%/pause bin/linux-%/containerd-shim-runc-v2
+
+# Everything, for both architectures.
+build: bin/cairn cluster-arm64 cluster-amd64
 
 bin/cairn: $(SOURCES)
-	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/cairn
+	$(TIMED) $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/cairn
 
 bin/linux-%/init: $(SOURCES)
-	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/init
+	$(TIMED) env CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/init
 
 # containerd's runc shim, a program of its own (see its main.go).
 bin/linux-%/containerd-shim-runc-v2: cmd/containerd-shim-runc-v2/main.go go.mod go.sum
-	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '-s -w' -o $@ ./cmd/containerd-shim-runc-v2
+	$(TIMED) env CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '-s -w' -o $@ ./cmd/containerd-shim-runc-v2
 
 # The one program of the pause image cairn builds for pod sandboxes.
 bin/linux-%/pause: cmd/pause/main.go
-	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '-s -w' -o $@ ./cmd/pause
+	$(TIMED) env CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '-s -w' -o $@ ./cmd/pause
 
 bin/linux-%/cairnd: $(SOURCES)
-	CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
+	$(TIMED) env CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
 		-ldflags '$(LDFLAGS) $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/cairnd
 
 # The same Kubernetes release as separate upstream programs, and containerd
@@ -46,30 +58,42 @@ UPSTREAM := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-p
 upstream: $(foreach p,$(UPSTREAM) containerd,bin/upstream-arm64/$(p))
 
 bin/upstream-arm64/containerd: $(SOURCES)
-	CGO_ENABLED=1 CC=$(call cc,arm64) GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
+	$(TIMED) env CGO_ENABLED=1 CC=$(call cc,arm64) GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
 		-ldflags '-s -w -linkmode external -extldflags -static' -o $@ ./cmd/containerd
 
 $(foreach p,$(UPSTREAM),bin/upstream-arm64/$(p)): go.mod go.sum
-	CGO_ENABLED=1 CC=$(call cc,arm64) GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
+	$(TIMED) env CGO_ENABLED=1 CC=$(call cc,arm64) GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
 		-ldflags '-s -w $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
 
 # Installs what the build, the VM and the tests need and lack.
 deps:
 	@./scripts/deps.sh
 
-out/$(BOARD).img: build
-	bin/cairn build --board $(BOARD) --output $@
+# make run builds only what BOARD and CONFIG need: the board's architecture,
+# and cairnd only when the config has a cluster: section.
+# CONFIG empty means the built-in default, configs/examples/default.yaml.
+CONFIG   ?=
+ARCH     := $(if $(filter %-amd64,$(BOARD)),amd64,arm64)
+RUN_CFG  := $(or $(CONFIG),configs/examples/default.yaml)
+RUN_BINS := bin/cairn $(if $(shell grep -qs '^cluster:' $(RUN_CFG) && echo y),cluster,device)-$(ARCH)
+
+out/$(BOARD).img: $(RUN_BINS) $(RUN_CFG)
+	bin/cairn build --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) --output $@
 
 run: deps out/$(BOARD).img
-	bin/cairn vm out/$(BOARD).img
+	bin/cairn vm --board $(BOARD) out/$(BOARD).img
 
-# The packages that link Kubernetes have no unit tests of their own: make build
-# compiles them (cgo, static, per architecture) and the VM tests run them.
-# Leaving them out here spares a third, host-only compile of Kubernetes.
+# The packages that link Kubernetes have no unit tests of their own: the
+# cluster binaries compile them (cgo, static) and the VM tests run them.
+# Leaving them out here spares a host-only compile of Kubernetes.
 TEST_PKGS = $(shell $(GO) list ./... | grep -v -e '/cmd/cairnd$$' -e '/cluster$$' -e '/cluster/components$$' -e '/cluster/datastore$$' -e '/cluster/components/containerd$$' -e '/cmd/containerd$$')
 
-test: deps build
-	$(GO) test -timeout 50m $(TEST_PKGS)
+# What the tests boot: cluster nodes on arm64 (the faster guest under TCG),
+# plain nodes on both architectures. The VM tests run make test-binaries too.
+test-binaries: bin/cairn cluster-arm64 device-amd64
+
+test: deps test-binaries
+	$(GO) test -json -timeout 50m $(TEST_PKGS) | $(GO) run ./scripts/testsum
 
 bench: deps build upstream
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/

@@ -55,8 +55,6 @@ func Main(ctx context.Context, argv []string, out io.Writer) int {
 		err = runServer(ctx, log)
 	case "agent":
 		err = runAgent(ctx, log)
-	case "node", "cairnd":
-		err = idle(ctx, out, "cairnd: the config has no cluster: section, so this node runs no Kubernetes; add cluster.role to make it a server or an agent")
 	default:
 		fmt.Fprintf(out, "cairnd: unknown command %q; use server, agent or one of %s\n", name, strings.Join(components.Names(), ", "))
 		return 2
@@ -92,10 +90,4 @@ func runServer(ctx context.Context, log *slog.Logger) error {
 		s.Datastore = datastore.UpstreamEtcd(log, server.LogDir)
 	}
 	return s.Run(ctx)
-}
-
-func idle(ctx context.Context, out io.Writer, msg string) error {
-	fmt.Fprintln(out, msg)
-	<-ctx.Done()
-	return nil
 }

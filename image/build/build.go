@@ -42,7 +42,7 @@ type Options struct {
 	// them instead of its built-in components: for comparisons.
 	Upstream string
 	Output   string
-	BinDir   string // holds linux-ARCH/init and linux-ARCH/cairnd
+	BinDir   string // holds linux-ARCH/init, and linux-ARCH/cairnd for a cluster
 	Cache    string
 	Offline  bool
 	Debs     string // folder of .debs instead of repositories
@@ -102,10 +102,16 @@ func (b *builder) binary(name string) string {
 	return filepath.Join(b.o.BinDir, "linux-"+b.arch, name)
 }
 
+// checkBinaries finds the device binaries the image needs: init always,
+// and cairnd, the pause program and the runc shim for a cluster node only.
 func (b *builder) checkBinaries() error {
-	for _, n := range []string{"init", "cairnd", "pause", shimName} {
+	names, target := []string{"init"}, "device-"+b.arch
+	if b.isCluster() {
+		names, target = append(names, "cairnd", "pause", shimName), "cluster-"+b.arch
+	}
+	for _, n := range names {
 		if _, err := os.Stat(b.binary(n)); err != nil {
-			return fmt.Errorf("%s is missing: build the device binaries first (make build, or GOOS=linux GOARCH=%s go build -o %s ./cmd/%s)", b.binary(n), b.arch, b.binary(n), n)
+			return fmt.Errorf("%s is missing: build the device binaries first (make %s)", b.binary(n), target)
 		}
 	}
 	return nil

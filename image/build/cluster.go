@@ -77,11 +77,13 @@ func hasMeta(p string) bool { return strings.ContainsAny(p, "*?[") }
 // shimName is containerd's runc shim, which it finds in PATH.
 const shimName = "containerd-shim-runc-v2"
 
-// addClusterTree adds the runc shim, the multicall and iptables links and
-// the pause image.
+// addClusterTree adds cairnd, the runc shim, the multicall and iptables
+// links and the pause image.
 func (b *builder) addClusterTree(t *fstree.Tree) error {
-	if err := t.AddFile(path.Join("usr/bin", shimName), 0o755, b.binary(shimName)); err != nil {
-		return err
+	for _, bin := range []string{"cairnd", shimName} {
+		if err := t.AddFile(path.Join("usr/bin", bin), 0o755, b.binary(bin)); err != nil {
+			return err
+		}
 	}
 	for _, n := range multicallNames {
 		if err := t.Symlink(path.Join("usr/bin", n), "cairnd"); err != nil {
@@ -95,7 +97,7 @@ func (b *builder) addClusterTree(t *fstree.Tree) error {
 	}
 	pause, err := os.ReadFile(b.binary("pause"))
 	if err != nil {
-		return fmt.Errorf("%w: build the device binaries first (make build)", err)
+		return fmt.Errorf("%w: build the device binaries first (make cluster-%s)", err, b.arch)
 	}
 	var buf bytes.Buffer
 	err = oci.Write(&buf, oci.Image{

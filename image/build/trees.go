@@ -82,13 +82,8 @@ func (b *builder) rootTree(mods []string) (*fstree.Tree, error) {
 	if err := skeleton(t); err != nil {
 		return nil, err
 	}
-	add := []struct {
-		dst, src string
-	}{{"sbin/init", b.binary("init")}, {"usr/bin/cairnd", b.binary("cairnd")}}
-	for _, a := range add {
-		if err := t.AddFile(a.dst, 0o755, a.src); err != nil {
-			return nil, err
-		}
+	if err := t.AddFile("sbin/init", 0o755, b.binary("init")); err != nil {
+		return nil, err
 	}
 	if err := t.AddData(boot.ConfigPath, 0o600, b.o.ConfigRaw); err != nil {
 		return nil, err

@@ -292,12 +292,19 @@ func (s *stage2) files(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
+// cairndPath is the cluster binary; only images built with a cluster:
+// section carry it.
+const cairndPath = "/usr/bin/cairnd"
+
 func (s *stage2) startServices(ctx context.Context, log *slog.Logger) error {
-	role := "node"
-	if s.cfg.Cluster != nil {
-		role = s.cfg.Cluster.Role
+	if s.cfg.Cluster == nil {
+		log.Info("the config has no cluster: section, so this node runs no Kubernetes; add cluster.role to make it a server or an agent")
+		return nil
 	}
-	svc := &Service{Name: "cairnd", Path: "/usr/bin/cairnd", Args: []string{role}, LogFile: "/var/log/cairnd.log"}
+	if _, err := os.Stat(cairndPath); err != nil {
+		return fmt.Errorf("cluster.role %s needs cairnd, which this image lacks: build the image from a config with a cluster: section (a cairn.yaml on the card cannot add one)", s.cfg.Cluster.Role)
+	}
+	svc := &Service{Name: "cairnd", Path: cairndPath, Args: []string{s.cfg.Cluster.Role}, LogFile: "/var/log/cairnd.log"}
 	s.services = append(s.services, svc)
 	go svc.Supervise(s.ctx, log.With("service", svc.Name))
 	go watchHealth(s.ctx, log.With("phase", "health"))

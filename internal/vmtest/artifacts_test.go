@@ -59,10 +59,16 @@ func TestImagesPassRealTools(t *testing.T) {
 			}
 			root := tc.root(t, img, parts)
 			list := run(t, "unsquashfs", "-lln", root)
-			for _, want := range []string{"squashfs-root/sbin/init", "squashfs-root/usr/bin/cairnd", "squashfs-root/sbin/mke2fs",
+			for _, want := range []string{"squashfs-root/sbin/init", "squashfs-root/sbin/mke2fs",
 				"squashfs-root/usr/lib/cairn/config.yaml", "modules.dep", "ld-linux-aarch64.so.1"} {
 				if !strings.Contains(list, want) {
 					t.Errorf("root lacks %s", want)
+				}
+			}
+			// A node without a cluster: section has nothing to run cairnd for.
+			for _, unwanted := range []string{"usr/bin/cairnd", "containerd-shim-runc-v2", "usr/sbin/runc"} {
+				if strings.Contains(list, unwanted) {
+					t.Errorf("the root of a node without a cluster holds %s", unwanted)
 				}
 			}
 			initrd := initramfsOf(t, tc.board, boot, parts, img)

@@ -44,7 +44,7 @@ func TestClusterSecretsInImages(t *testing.T) {
 	// libraries, the shim, cairnd's names, and the pause image cairn built.
 	for _, f := range []string{"usr/sbin/runc", "usr/lib/cni/bridge", "usr/lib/cni/host-local", "usr/lib/cni/portmap",
 		"usr/sbin/xtables-nft-multi", "usr/sbin/iptables-restore -> xtables-nft-multi", "bin/mount",
-		"usr/bin/containerd-shim-runc-v2", "usr/bin/kubelet -> cairnd", "usr/bin/containerd -> cairnd",
+		"usr/bin/cairnd", "usr/bin/containerd-shim-runc-v2", "usr/bin/kubelet -> cairnd", "usr/bin/containerd -> cairnd",
 		"libseccomp.so.2", "xtables/libxt_comment.so", "usr/lib/cairn/images/pause.tar"} {
 		if len(grepLines(list, f)) == 0 {
 			t.Errorf("server root lacks %s", f)

@@ -24,10 +24,11 @@ var (
 	binErr  error
 )
 
-// deviceBinaries brings bin/linux-{arm64,amd64}/{init,cairnd} up to date
-// with `make build` (incremental: a no-op under `make test`, which has just
-// run it) and returns the bin folder. The Makefile alone knows how cairnd
-// is built (cgo for SQLite, Kubernetes version stamps).
+// deviceBinaries brings the binaries the tests boot up to date with `make
+// test-binaries` (incremental: a no-op under `make test`, which has just run
+// it) and returns the bin folder. The Makefile alone knows how cairnd is
+// built (cgo for SQLite, Kubernetes version stamps) and which architectures
+// the tests need it for.
 func deviceBinaries(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -36,9 +37,9 @@ func deviceBinaries(t *testing.T) string {
 			binErr = err
 			return
 		}
-		cmd := exec.Command("make", "-C", root, "build")
+		cmd := exec.Command("make", "-C", root, "test-binaries")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("make build: %v\n%s", err, out)
+			binErr = fmt.Errorf("make test-binaries: %v\n%s", err, out)
 			return
 		}
 		binDir = filepath.Join(root, "bin")

@@ -1,0 +1,175 @@
+// Command testsum reads `go test -json` on stdin and prints what a CI log
+// needs: a line for each top-level test that took a second or more, a line
+// per package, the whole output of every test or package that
+// failed, and at the end the packages and the slowest tests by time. It
+// exits 1 when anything failed or no package reported.
+//
+//	go test -json ./... | go run ./scripts/testsum
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// slow is how long a passing test runs before it gets a line of its own.
+const slow = 1.0 // seconds
+
+// event is one line of test2json's output.
+type event struct {
+	Action     string
+	Package    string
+	ImportPath string // build-output and build-fail
+	Test       string
+	Elapsed    float64
+	Output     string
+}
+
+type result struct {
+	name    string
+	elapsed float64
+	ok      bool
+}
+
+type summary struct {
+	out      io.Writer
+	logs     map[string]*strings.Builder // by package, or package + top-level test
+	running  map[string]bool             // package + top-level test
+	packages []result
+	tests    []result
+	failed   bool
+}
+
+func main() {
+	s := &summary{out: os.Stdout, logs: map[string]*strings.Builder{}, running: map[string]bool{}}
+	sc := bufio.NewScanner(os.Stdin)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		s.line(sc.Bytes())
+	}
+	s.report()
+	if s.failed || len(s.packages) == 0 {
+		os.Exit(1)
+	}
+}
+
+func (s *summary) line(raw []byte) {
+	var e event
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &e) != nil {
+		fmt.Fprintf(s.out, "%s\n", raw) // go's own messages
+		return
+	}
+	top, _, _ := strings.Cut(e.Test, "/")
+	key := e.Package + " " + top
+	if e.Test == "" {
+		key = e.Package
+	}
+	switch e.Action {
+	case "build-output":
+		s.log(e.ImportPath, e.Output)
+	case "build-fail":
+		s.failed = true
+		fmt.Fprintf(s.out, "build failed: %s\n%s", e.ImportPath, s.take(e.ImportPath))
+	case "output":
+		s.log(key, e.Output)
+	case "run":
+		if e.Test == top {
+			s.running[key] = true
+		}
+	case "pass", "fail", "skip":
+		if e.Test == "" {
+			s.packageDone(e)
+		} else if e.Test == top {
+			s.testDone(e, key)
+		}
+	}
+}
+
+func (s *summary) log(key, text string) {
+	if s.logs[key] == nil {
+		s.logs[key] = &strings.Builder{}
+	}
+	s.logs[key].WriteString(text)
+}
+
+func (s *summary) take(key string) string {
+	b := s.logs[key]
+	delete(s.logs, key)
+	if b == nil {
+		return ""
+	}
+	return b.String()
+}
+
+func (s *summary) testDone(e event, key string) {
+	delete(s.running, key)
+	log := s.take(key)
+	if e.Action == "fail" || e.Elapsed >= slow {
+		fmt.Fprintf(s.out, "%s %-4s %s %.1fs\n", clock(), e.Action, e.Test, e.Elapsed)
+	}
+	if e.Action == "fail" {
+		s.failed = true
+		fmt.Fprint(s.out, log)
+	}
+	if e.Action != "skip" {
+		s.tests = append(s.tests, result{short(e.Package) + "." + e.Test, e.Elapsed, e.Action == "pass"})
+	}
+}
+
+// packageDone prints the package's line; when it failed, also what it said
+// outside any test (a panic, a timeout) and the logs of tests still running.
+func (s *summary) packageDone(e event) {
+	word := map[string]string{"pass": "ok  ", "fail": "FAIL", "skip": "?   "}[e.Action]
+	fmt.Fprintf(s.out, "%s %s %s %.1fs\n", clock(), word, e.Package, e.Elapsed)
+	log := s.take(e.Package)
+	if e.Action == "fail" {
+		s.failed = true
+		for _, key := range slices.Sorted(maps.Keys(s.running)) {
+			if strings.HasPrefix(key, e.Package+" ") {
+				fmt.Fprintf(s.out, "--- still running: %s\n%s", key, s.take(key))
+			}
+		}
+		fmt.Fprint(s.out, log)
+	}
+	s.packages = append(s.packages, result{e.Package, e.Elapsed, e.Action != "fail"})
+}
+
+func (s *summary) report() {
+	byTime := func(a, b result) int {
+		if a.elapsed != b.elapsed {
+			if a.elapsed > b.elapsed {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	}
+	slices.SortFunc(s.packages, byTime)
+	slices.SortFunc(s.tests, byTime)
+	fmt.Fprintln(s.out, "test packages by time:")
+	for _, p := range s.packages {
+		fmt.Fprintf(s.out, "  %7.1fs %s%s\n", p.elapsed, p.name, mark(p.ok))
+	}
+	fmt.Fprintln(s.out, "slowest tests:")
+	for _, t := range s.tests[:min(len(s.tests), 15)] {
+		fmt.Fprintf(s.out, "  %7.1fs %s%s\n", t.elapsed, t.name, mark(t.ok))
+	}
+}
+
+func mark(ok bool) string {
+	if ok {
+		return ""
+	}
+	return " FAILED"
+}
+
+func short(pkg string) string { return strings.TrimPrefix(pkg, "github.com/cairn-os/cairn/") }
+
+func clock() string { return time.Now().UTC().Format("15:04:05") }

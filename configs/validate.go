@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/internal/jointoken"
 )
 
 var (
@@ -224,7 +224,7 @@ func (k *checker) cluster(c *Cluster) {
 		k.err("cluster.name", "%q is not a cluster name: use 1 to 63 lower-case letters, digits and '-', not starting or ending with '-'", c.Name)
 	}
 	if c.Token != "" {
-		if _, err := identity.ParseToken(c.Token); err != nil {
+		if _, err := jointoken.Parse(c.Token); err != nil {
 			k.err("cluster.token", "%v", err)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/cairn-os/cairn/internal/jointoken"
 )
 
 // ErrBundle is wrapped by every error about a bundle on disk.
@@ -188,7 +190,7 @@ func Load(dir string) (*Bundle, error) {
 		return nil, err
 	}
 	b.Secret = strings.TrimSpace(string(secret))
-	if !secretRE.MatchString(b.Secret) {
+	if !jointoken.ValidSecret(b.Secret) {
 		return nil, fmt.Errorf("%w: %s is not a join secret (16 to 64 of a-z, 0-9)", ErrBundle, filepath.Join(dir, FileSecret))
 	}
 	return b, nil

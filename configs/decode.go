@@ -3,7 +3,6 @@ package configs
 import (
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -26,6 +25,7 @@ type Problem struct {
 }
 
 func (p Problem) String() string {
+	p = p.clipped()
 	loc := p.File
 	if p.Pos.Line > 0 {
 		loc = fmt.Sprintf("%s:%d:%d", p.File, p.Pos.Line, p.Pos.Col)
@@ -72,10 +72,10 @@ func (c *Config) PosOf(path string) Pos {
 	}
 }
 
-// Load reads, decodes and validates a config file. Warnings are returned
-// alongside a nil error; errors come back as Problems.
+// Load reads, decodes and validates a config file of at most MaxFileBytes.
+// Warnings are returned alongside a nil error; errors come back as Problems.
 func Load(path string) (*Config, []Problem, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
@@ -95,11 +95,15 @@ func Parse(file string, data []byte) (*Config, []Problem, error) {
 	return c, warns, nil
 }
 
-// Decode reads one YAML document strictly into a Config without validating it.
+// Decode reads one YAML document strictly into a Config without validating
+// it, within the bounds in limits.go.
 func Decode(file string, data []byte) (*Config, error) {
+	if len(data) > MaxFileBytes {
+		return nil, tooLarge(file)
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Problems{{File: file, Pos: yamlErrPos(err), Msg: "not valid YAML: " + yamlErrMsg(err)}}
+		return nil, Problems{Problem{File: file, Pos: yamlErrPos(err), Msg: "not valid YAML: " + yamlErrMsg(err)}.clipped()}
 	}
 	c := &Config{File: file, pos: map[string]Pos{}}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -107,27 +111,36 @@ func Decode(file string, data []byte) (*Config, error) {
 	}
 	d := decoder{file: file, pos: c.pos}
 	d.value(doc.Content[0], reflect.ValueOf(&c.Node).Elem(), "")
-	if len(d.errs) > 0 {
-		return nil, d.errs
+	if errs := d.errs.done(); len(errs) > 0 {
+		return nil, errs
 	}
 	return c, nil
 }
 
 type decoder struct {
-	file string
-	pos  map[string]Pos
-	errs Problems
+	file   string
+	pos    map[string]Pos
+	errs   problemList
+	values int // decoded so far, aliases counted at every use
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, Problem{File: d.file, Pos: Pos{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf(format, args...)})
+	if d.errs.room() {
+		d.errs.add(Problem{File: d.file, Pos: Pos{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
 }
 
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if d.values++; d.values > maxValues {
+		if d.values == maxValues+1 {
+			d.fail(n, path, "the document has more than %d values, counting an alias (*name) again at every use; a node config needs far fewer, so remove repeated aliases and values the node does not need", maxValues)
+		}
+		return
 	}
 	d.pos[path] = Pos{n.Line, n.Column}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
@@ -169,6 +182,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		m := reflect.MakeMap(v.Type())
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, item := n.Content[i], n.Content[i+1]
+			if len(k.Value) > maxKeyBytes {
+				d.fail(k, path, "a key is %d bytes long; keys here are at most %d", len(k.Value), maxKeyBytes)
+				continue
+			}
 			kpath := join(path, k.Value)
 			if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
 				d.fail(k, kpath, "the key %q is given twice", k.Value)

@@ -3,7 +3,6 @@ package configs
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -91,14 +90,14 @@ func topKey(path string) string {
 
 // LoadWithCard loads the config at base and lays the one at card over it
 // when that file exists; name is how messages call the card file. A card
-// config that cannot be used is returned in cardErr and left out: a bad
-// edit on the card must not stop the node.
+// config that cannot be used (too large, not valid) is returned in cardErr
+// and left out: a bad edit on the card must not stop the node.
 func LoadWithCard(base, card, name string) (c *Config, warns []Problem, cardErr, err error) {
 	c, warns, err = Load(base)
 	if err != nil {
 		return nil, warns, nil, err
 	}
-	data, err := os.ReadFile(card)
+	data, err := ReadFile(card)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return c, warns, nil, nil

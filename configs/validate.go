@@ -27,17 +27,20 @@ var (
 var WritableRoots = []string{"/etc", "/var", "/run"}
 
 type checker struct {
-	c     *Config
-	errs  Problems
-	warns []Problem
+	c           *Config
+	errs, warns problemList
 }
 
 func (k *checker) err(path, format string, args ...any) {
-	k.errs = append(k.errs, k.c.Problem(path, fmt.Sprintf(format, args...)))
+	if k.errs.room() {
+		k.errs.add(k.c.Problem(path, fmt.Sprintf(format, args...)))
+	}
 }
 
 func (k *checker) warn(path, format string, args ...any) {
-	k.warns = append(k.warns, k.c.Problem(path, fmt.Sprintf(format, args...)))
+	if k.warns.room() {
+		k.warns.add(k.c.Problem(path, fmt.Sprintf(format, args...)))
+	}
 }
 
 // Validate checks the meaning of a decoded config. It returns warnings
@@ -93,7 +96,7 @@ func (c *Config) Validate() (warnings []Problem, errs Problems) {
 	for i, r := range n.Repositories {
 		k.repository(fmt.Sprintf("repositories[%d]", i), r)
 	}
-	return k.warns, k.errs
+	return k.warns.done(), k.errs.done()
 }
 
 func (k *checker) network(nw *Network) {

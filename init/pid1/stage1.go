@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/init/disk"
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
@@ -111,18 +112,25 @@ func (s *stage1) cardConfig(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("mount the boot partition %s: %w", part, err)
 	}
 	defer unix.Unmount(dir, 0)
-	data, err := os.ReadFile(filepath.Join(dir, boot.CardConfig))
+	n, err := copyCardConfig(filepath.Join(dir, boot.CardConfig), boot.CardConfigCopy)
+	if n > 0 {
+		log.Info("found "+boot.CardConfig+" on the boot partition", "bytes", n)
+	}
+	return err
+}
+
+// copyCardConfig copies the card's config, if there is one, and returns
+// its size. A file over configs.MaxFileBytes is not copied: stage 2 then
+// boots with the baked-in config, as with any card config it cannot use.
+func copyCardConfig(src, dst string) (int, error) {
+	data, err := configs.ReadFile(src)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("not using %s on the boot partition: %w", boot.CardConfig, err)
 	}
-	if err := os.WriteFile(boot.CardConfigCopy, data, 0o600); err != nil {
-		return err
-	}
-	log.Info("found "+boot.CardConfig+" on the boot partition", "bytes", len(data))
-	return nil
+	return len(data), os.WriteFile(dst, data, 0o600)
 }
 
 var squashfsMagic = []byte("hsqs")

@@ -45,7 +45,7 @@ day are bit-for-bit identical.`,
 			}
 			raw, name := configs.Default(), configs.DefaultName
 			if config != "" {
-				if raw, err = os.ReadFile(config); err != nil {
+				if raw, err = configs.ReadFile(config); err != nil {
 					return &ExitError{Code: 2, Err: fmt.Errorf("read config: %w", err)}
 				}
 				name = config

@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/cairn-os/cairn/configs"
 	"github.com/spf13/cobra"
@@ -80,9 +79,9 @@ func loadReporting(cmd *cobra.Command, file string) (*configs.Config, error) {
 }
 
 func layerReporting(cmd *cobra.Command, base *configs.Config, file string) (*configs.Config, error) {
-	data, err := os.ReadFile(file)
+	data, err := configs.ReadFile(file)
 	if err != nil {
-		return nil, &ExitError{Code: 2, Err: fmt.Errorf("read config: %w", err)}
+		return report(cmd, file, nil, nil, fmt.Errorf("read config: %w", err))
 	}
 	c, warns, err := configs.Layer(base, file, data)
 	return report(cmd, file, c, warns, err)

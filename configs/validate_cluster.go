@@ -41,7 +41,7 @@ func (k *checker) cluster(c *Cluster) {
 	if c.Server != "" {
 		u, err := url.Parse(c.Server)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			k.err("cluster.server", "%q is not an https URL such as https://10.0.0.1:6443", c.Server)
+			k.err("cluster.server", "%q is not an https URL such as https://10.0.0.1:6443", redactURL(c.Server))
 		}
 	}
 	if c.NodeIP.IsValid() && !c.NodeIP.Is4() {
@@ -71,7 +71,7 @@ func (k *checker) cluster(c *Cluster) {
 			}
 		}
 		if !ok {
-			k.err("cluster.datastore", "%q is not a datastore URL; use sqlite://, postgres://, mysql:// or https:// (etcd)", c.Datastore)
+			k.err("cluster.datastore", "%q is not a datastore URL; use sqlite://, postgres://, mysql:// or https:// (etcd)", redactURL(c.Datastore))
 		}
 		if c.Role == "agent" {
 			k.warn("cluster.datastore", "agents have no datastore; this is ignored")
@@ -88,7 +88,7 @@ func (k *checker) update(u *Update) {
 	}
 	if u.URL != "" {
 		if p, err := url.Parse(u.URL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			k.err("update.url", "%q is not an http or https URL", u.URL)
+			k.err("update.url", "%q is not an http or https URL", redactURL(u.URL))
 		}
 	}
 }
@@ -100,7 +100,7 @@ func (k *checker) repository(p string, r Repository) {
 	for i, s := range r.URIs {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
-			k.err(fmt.Sprintf("%s.uris[%d]", p, i), "%q is not an http, https or file URL", s)
+			k.err(fmt.Sprintf("%s.uris[%d]", p, i), "%q is not an http, https or file URL", redactURL(s))
 		}
 	}
 	if len(r.Suites) == 0 {

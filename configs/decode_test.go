@@ -73,6 +73,26 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
+func TestSectionsNotUsedYetWarn(t *testing.T) {
+	doc := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  wifi:\n    - ssid: lab\nupdate:\n  url: https://updates.lan/\n"
+	_, warns, err := Parse("t.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"t.yaml:5:5: network.wifi: Wi-Fi is not used yet by this version of Cairn",
+		"t.yaml:7:3: update: over-the-air updates are not used yet by this version of Cairn",
+	}
+	if len(warns) != len(want) {
+		t.Fatalf("warnings %v", warns)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(warns[i].String(), w) {
+			t.Errorf("got  %q\nwant %q", warns[i], w)
+		}
+	}
+}
+
 func TestSchemaCoversFields(t *testing.T) {
 	raw, err := Schema()
 	if err != nil {

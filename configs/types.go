@@ -11,13 +11,13 @@ type Node struct {
 	APIVersion   string            `yaml:"apiVersion" jsonschema:"required,enum=cairn.dev/v1alpha1" jsonschema_description:"Document version; must be cairn.dev/v1alpha1."`
 	Kind         string            `yaml:"kind" jsonschema:"required,enum=Node" jsonschema_description:"Document kind; must be Node."`
 	Hostname     string            `yaml:"hostname,omitempty" jsonschema_description:"Host name (RFC 1123 label, at most 63 characters). Default: cairn-<last 3 bytes of the first MAC>."`
-	Network      Network           `yaml:"network,omitempty" jsonschema_description:"Network interfaces, DNS and Wi-Fi. Default: DHCPv4 on every Ethernet interface."`
+	Network      Network           `yaml:"network,omitempty" jsonschema_description:"Network interfaces and DNS. Default: DHCPv4 on every Ethernet interface."`
 	Time         Time              `yaml:"time,omitempty" jsonschema_description:"Time synchronisation."`
 	Files        []File            `yaml:"files,omitempty" jsonschema_description:"Files written at every boot under /etc, /var or /run (the root is read-only)."`
 	Sysctl       map[string]string `yaml:"sysctl,omitempty" jsonschema_description:"Kernel parameters set at boot, as in sysctl.conf (net.ipv4.ip_forward: \"1\")."`
 	Modules      []string          `yaml:"modules,omitempty" jsonschema_description:"Extra kernel modules loaded at boot (with their dependencies)."`
 	Cluster      *Cluster          `yaml:"cluster,omitempty" jsonschema_description:"The Kubernetes node this machine runs."`
-	Update       *Update           `yaml:"update,omitempty" jsonschema_description:"Over-the-air updates."`
+	Update       *Update           `yaml:"update,omitempty" jsonschema_description:"Over-the-air updates (not used yet: nothing polls for bundles in this version, and validation warns when this is set)."`
 	Repositories []Repository      `yaml:"repositories,omitempty" jsonschema_description:"Debian-format package repositories for the build. Default: the build host's apt sources."`
 	Debug        Debug             `yaml:"debug,omitempty" jsonschema_description:"Debugging aids; leave off in production."`
 }
@@ -26,7 +26,7 @@ type Node struct {
 type Network struct {
 	Interfaces []Interface `yaml:"interfaces,omitempty" jsonschema_description:"Interfaces by name or match; the first entry that matches an interface configures it."`
 	DNS        DNS         `yaml:"dns,omitempty" jsonschema_description:"Resolver settings merged with those learnt by DHCP."`
-	WiFi       []WiFi      `yaml:"wifi,omitempty" jsonschema_description:"Wi-Fi networks (brought up on boards with Wi-Fi)."`
+	WiFi       []WiFi      `yaml:"wifi,omitempty" jsonschema_description:"Wi-Fi networks (not used yet: this version brings up no Wi-Fi, and validation warns when this is set)."`
 }
 
 // Interface configures one or more links.
@@ -83,8 +83,8 @@ type Cluster struct {
 
 // Update configures over-the-air updates.
 type Update struct {
-	PublicKeys []string `yaml:"publicKeys,omitempty" jsonschema_description:"ed25519 public keys (base64) whose signatures on bundles are accepted."`
-	URL        string   `yaml:"url,omitempty" jsonschema_description:"Where the node polls for bundles (http or https)."`
+	PublicKeys []string `yaml:"publicKeys,omitempty" jsonschema_description:"ed25519 public keys (base64) whose signatures on bundles are accepted (not used yet)."`
+	URL        string   `yaml:"url,omitempty" jsonschema_description:"Where the node polls for bundles, http or https (not used yet)."`
 }
 
 // Repository is a Debian-format apt source.

@@ -88,6 +88,7 @@ func (c *Config) Validate() (warnings []Problem, errs Problems) {
 		k.cluster(n.Cluster)
 	}
 	if n.Update != nil {
+		k.warn("update", "over-the-air updates are not used yet by this version of Cairn, so nothing polls update.url; update a node by flashing a new image")
 		k.update(n.Update)
 	}
 	for i, r := range n.Repositories {
@@ -132,6 +133,9 @@ func (k *checker) network(nw *Network) {
 		if !domainRE.MatchString(s) {
 			k.err(fmt.Sprintf("network.dns.search[%d]", i), "%q is not a domain name", s)
 		}
+	}
+	if len(nw.WiFi) > 0 {
+		k.warn("network.wifi", "Wi-Fi is not used yet by this version of Cairn, so the node joins none of these networks; connect it by Ethernet")
 	}
 	seen := map[string]bool{}
 	for i, w := range nw.WiFi {

@@ -1,13 +1,11 @@
 package configs
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net"
 	"path"
 	"regexp"
 	"strconv"
-	"strings"
 )
 
 var (
@@ -15,13 +13,9 @@ var (
 	domainRE   = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$`)
 	sysctlRE   = regexp.MustCompile(`^[a-z0-9_]+([./][a-zA-Z0-9_-]+)+$`)
 	moduleRE   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	ownerRE    = regexp.MustCompile(`^[0-9]+:[0-9]+$`)
 	taintRE    = regexp.MustCompile(`^[A-Za-z0-9./_-]+(=[A-Za-z0-9._-]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$`)
 	labelKeyRE = regexp.MustCompile(`^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
 )
-
-// WritableRoots are the trees init can write files into at boot.
-var WritableRoots = []string{"/etc", "/var", "/run"}
 
 type checker struct {
 	c           *Config
@@ -172,42 +166,4 @@ func (k *checker) gateway(p string, gw IP, addrs []Prefix, v4 bool) {
 		return
 	}
 	k.warn(p, "%s is outside every static address's subnet; it is reached with an on-link route", gw)
-}
-
-func (k *checker) files(files []File) {
-	seen := map[string]bool{}
-	for i, f := range files {
-		p := fmt.Sprintf("files[%d]", i)
-		switch {
-		case f.Path == "":
-			k.err(p+".path", "required")
-		case !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path:
-			k.err(p+".path", "%q must be an absolute, clean path", f.Path)
-		case !underWritable(f.Path):
-			k.err(p+".path", "%q is on the read-only root; files may go under %s", f.Path, strings.Join(WritableRoots, ", "))
-		case seen[f.Path]:
-			k.err(p+".path", "%q is listed twice", f.Path)
-		}
-		seen[f.Path] = true
-		if f.Content != "" && f.Base64 != "" {
-			k.err(p, "give content or base64, not both")
-		}
-		if f.Base64 != "" {
-			if _, err := base64.StdEncoding.DecodeString(f.Base64); err != nil {
-				k.err(p+".base64", "not valid base64: %v", err)
-			}
-		}
-		if f.Owner != "" && !ownerRE.MatchString(f.Owner) {
-			k.err(p+".owner", "%q is not a numeric uid:gid such as 0:0", f.Owner)
-		}
-	}
-}
-
-func underWritable(p string) bool {
-	for _, r := range WritableRoots {
-		if strings.HasPrefix(p, r+"/") {
-			return true
-		}
-	}
-	return false
 }

@@ -196,16 +196,22 @@ func (s *stage2) watchdog(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-func (s *stage2) etc(ctx context.Context, log *slog.Logger) error {
-	files := map[string]string{
-		"/etc/hostname":      s.hostname + "\n",
-		"/etc/hosts":         fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n", s.hostname),
+// etcFiles are the files init writes into /etc at every boot. files[] may
+// replace /etc/hosts and /etc/nsswitch.conf, which it writes after them;
+// configs.Reserved keeps it off the others.
+func etcFiles(hostname string) map[string]string {
+	return map[string]string{
+		"/etc/hostname":      hostname + "\n",
+		"/etc/hosts":         fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n", hostname),
 		"/etc/passwd":        "root:x:0:0:root:/root:/bin/false\n",
 		"/etc/group":         "root:x:0:\n",
 		"/etc/nsswitch.conf": "hosts: files dns\n",
 		"/etc/resolv.conf":   "",
 	}
-	for p, c := range files {
+}
+
+func (s *stage2) etc(ctx context.Context, log *slog.Logger) error {
+	for p, c := range etcFiles(s.hostname) {
 		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
 			return err
 		}

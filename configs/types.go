@@ -59,7 +59,7 @@ type Time struct {
 
 // File is written by init at boot.
 type File struct {
-	Path    string   `yaml:"path" jsonschema:"required" jsonschema_description:"Absolute path under /etc, /var or /run, outside what init and cairnd write themselves (/etc/hostname, /etc/resolv.conf, /etc/passwd, /etc/group, /run/cairn, /var/lib/cairn, /var/lib/containerd, /run/containerd)."`
+	Path    string   `yaml:"path" jsonschema:"required" jsonschema_description:"Absolute path under /etc, /var or /run, outside what init and cairnd write themselves (/etc/hostname, /etc/resolv.conf, /etc/passwd, /etc/group, /run/cairn, /var/lib/cairn, /var/lib/containerd, /run/containerd). The file is replaced whole; no symbolic link on the way is followed."`
 	Content string   `yaml:"content,omitempty" jsonschema_description:"Text content."`
 	Base64  string   `yaml:"base64,omitempty" jsonschema_description:"Binary content, base64-encoded (instead of content)."`
 	Mode    FileMode `yaml:"mode,omitempty" jsonschema_description:"Permissions in octal, as a string (\"0644\"), from 0000 to 0777: no setuid, setgid or sticky bit. Default: 0644."`

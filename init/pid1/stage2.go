@@ -2,7 +2,6 @@ package pid1
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -263,39 +261,6 @@ func (s *stage2) timeSync(ctx context.Context, log *slog.Logger) error {
 		time.Sleep(2 * time.Second)
 	}
 	return err
-}
-
-func (s *stage2) files(ctx context.Context, log *slog.Logger) error {
-	for _, f := range s.cfg.Files {
-		data := []byte(f.Content)
-		if f.Base64 != "" {
-			var err error
-			if data, err = base64.StdEncoding.DecodeString(f.Base64); err != nil {
-				return fmt.Errorf("%s: %w", f.Path, err)
-			}
-		}
-		mode := os.FileMode(f.Mode)
-		if mode == 0 {
-			mode = 0o644
-		}
-		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(f.Path, data, mode); err != nil {
-			return err
-		}
-		os.Chmod(f.Path, mode)
-		uid, gid := 0, 0
-		if u, g, ok := strings.Cut(f.Owner, ":"); ok {
-			uid, _ = strconv.Atoi(u)
-			gid, _ = strconv.Atoi(g)
-		}
-		if err := os.Chown(f.Path, uid, gid); err != nil {
-			return err
-		}
-		log.Info("wrote file", "path", f.Path, "bytes", len(data), "mode", fmt.Sprintf("%04o", mode))
-	}
-	return nil
 }
 
 // cairndPath is the cluster binary; only images built with a cluster:

@@ -26,9 +26,15 @@ var ErrBundle = errors.New("cluster secrets")
 type Bundle struct {
 	Dir                                 string
 	ServerCA, ClientCA, RequestHeaderCA *CA
-	ServiceAccountKey                   *ecdsa.PrivateKey
-	EncryptionKey                       []byte // 32 bytes, for Secrets at rest
-	Secret                              string // the join secret
+	// KubeletServingCA signs the kubelets' serving certificates; only the
+	// apiserver trusts it, and only for kubelets.
+	KubeletServingCA  *CA
+	ServiceAccountKey *ecdsa.PrivateKey
+	EncryptionKey     []byte // 32 bytes, for Secrets at rest
+	Secret            string // the join secret
+	// Added names the files LoadOrCreate added to a bundle that an older
+	// cairn made.
+	Added []string
 }
 
 // Files of a bundle, each 0600 in a 0700 folder.
@@ -39,6 +45,8 @@ const (
 	FileClientCAKey       = "client-ca.key"
 	FileRequestHeaderCA   = "request-header-ca.crt"
 	FileRequestHeaderKey  = "request-header-ca.key"
+	FileKubeletServingCA  = "kubelet-serving-ca.crt"
+	FileKubeletServingKey = "kubelet-serving-ca.key"
 	FileServiceAccountKey = "service-account.key"
 	FileEncryptionKey     = "encryption.key"
 	FileSecret            = "join-secret"
@@ -59,13 +67,22 @@ func DefaultDir(name string) (string, error) {
 }
 
 // LoadOrCreate reads the bundle in dir, or makes a new one there when dir
-// does not exist. A new bundle appears whole or not at all.
+// does not exist. A new bundle appears whole or not at all. A bundle that
+// an older cairn made gets the CAs it lacks (see Added); the CAs it has
+// stay as they are.
 func LoadOrCreate(dir string, now time.Time) (b *Bundle, created bool, err error) {
 	if _, err := os.Stat(dir); err == nil {
+		added, err := addMissing(dir, now)
+		if err != nil {
+			return nil, false, err
+		}
 		b, err := Load(dir)
+		if b != nil {
+			b.Added = added
+		}
 		return b, false, err
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("%w: %v", ErrBundle, err)
+		return nil, false, fmt.Errorf("%w: %w", ErrBundle, err)
 	}
 	b, err = generate(now)
 	if err != nil {
@@ -77,13 +94,26 @@ func LoadOrCreate(dir string, now time.Time) (b *Bundle, created bool, err error
 	return b, true, nil
 }
 
+// caFile is one CA of a bundle: its common name and its files.
+type caFile struct {
+	dst       **CA
+	cn        string
+	cert, key string
+}
+
+func (b *Bundle) cas() []caFile {
+	return []caFile{
+		{&b.ServerCA, "cairn-server-ca", FileServerCA, FileServerCAKey},
+		{&b.ClientCA, "cairn-client-ca", FileClientCA, FileClientCAKey},
+		{&b.RequestHeaderCA, "cairn-request-header-ca", FileRequestHeaderCA, FileRequestHeaderKey},
+		{&b.KubeletServingCA, "cairn-kubelet-serving-ca", FileKubeletServingCA, FileKubeletServingKey},
+	}
+}
+
 func generate(now time.Time) (*Bundle, error) {
 	b := &Bundle{}
 	var err error
-	for _, ca := range []struct {
-		dst **CA
-		cn  string
-	}{{&b.ServerCA, "cairn-server-ca"}, {&b.ClientCA, "cairn-client-ca"}, {&b.RequestHeaderCA, "cairn-request-header-ca"}} {
+	for _, ca := range b.cas() {
 		if *ca.dst, err = newCA(ca.cn, now); err != nil {
 			return nil, err
 		}
@@ -109,15 +139,16 @@ func (b *Bundle) Files() (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]byte{
-		FileServerCA: b.ServerCA.CertPEM, FileServerCAKey: b.ServerCA.KeyPEM,
-		FileClientCA: b.ClientCA.CertPEM, FileClientCAKey: b.ClientCA.KeyPEM,
-		FileRequestHeaderCA: b.RequestHeaderCA.CertPEM, FileRequestHeaderKey: b.RequestHeaderCA.KeyPEM,
+	files := map[string][]byte{
 		FileServiceAccountKey: sa,
 		FileEncryptionKey:     []byte(base64.StdEncoding.EncodeToString(b.EncryptionKey) + "\n"),
 		FileSecret:            []byte(b.Secret + "\n"),
 		FileToken:             []byte(b.Token() + "\n"),
-	}, nil
+	}
+	for _, ca := range b.cas() {
+		files[ca.cert], files[ca.key] = (*ca.dst).CertPEM, (*ca.dst).KeyPEM
+	}
+	return files, nil
 }
 
 func (b *Bundle) save(dir string) error {
@@ -155,10 +186,7 @@ func Load(dir string) (*Bundle, error) {
 		return data, nil
 	}
 	b := &Bundle{Dir: dir}
-	for _, ca := range []struct {
-		dst       **CA
-		cert, key string
-	}{{&b.ServerCA, FileServerCA, FileServerCAKey}, {&b.ClientCA, FileClientCA, FileClientCAKey}, {&b.RequestHeaderCA, FileRequestHeaderCA, FileRequestHeaderKey}} {
+	for _, ca := range b.cas() {
 		c, err := read(ca.cert)
 		if err != nil {
 			return nil, err

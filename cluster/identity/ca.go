@@ -32,6 +32,11 @@ func newCA(cn string, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
+	return selfSigned(cn, key, now)
+}
+
+// selfSigned makes a CA certificate for key.
+func selfSigned(cn string, key *ecdsa.PrivateKey, now time.Time) (*CA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: cn},
@@ -110,6 +115,15 @@ func (ca *CA) Issue(l Leaf, now time.Time) (certOut, keyOut []byte, err error) {
 // request, whose signature proves the requester holds that key. The
 // request's own names are ignored: l says what the certificate is for.
 func (ca *CA) SignRequest(csrPEM []byte, l Leaf, now time.Time) ([]byte, error) {
+	csr, err := ParseRequest(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	return ca.sign(l, csr.PublicKey, now)
+}
+
+// ParseRequest reads a PEM certificate request and checks its signature.
+func ParseRequest(csrPEM []byte) (*x509.CertificateRequest, error) {
 	blk, _ := pem.Decode(csrPEM)
 	if blk == nil || blk.Type != "CERTIFICATE REQUEST" {
 		return nil, errors.New("no PEM certificate request")
@@ -121,7 +135,7 @@ func (ca *CA) SignRequest(csrPEM []byte, l Leaf, now time.Time) ([]byte, error) 
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("certificate request: %w", err)
 	}
-	return ca.sign(l, csr.PublicKey, now)
+	return csr, nil
 }
 
 // NewRequest makes a key and a PEM certificate request for it.

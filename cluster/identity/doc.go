@@ -1,9 +1,10 @@
 // Package identity owns a cluster's secrets on the build machine: the CAs
-// (server, client, request-header), the service-account signing key, the
-// key that encrypts Secrets at rest, and the join secret. One bundle per
-// cluster is made on the first build and reused by every image of that
-// cluster, so servers and agents built on different days still trust each
-// other.
+// (server, client, request-header, kubelet-serving), the service-account
+// signing key, the key that encrypts Secrets at rest, and the join secret.
+// One bundle per cluster is made on the first build and reused by every
+// image of that cluster, so servers and agents built on different days
+// still trust each other. A bundle made by an older cairn gets the CAs it
+// lacks on the next build; the CAs it has are never replaced.
 //
 // The join token names the server CA by its hash, so an agent that holds
 // only the token can refuse a server whose CA does not match. The package

@@ -1,8 +1,12 @@
 package identity
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
@@ -10,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +40,7 @@ func TestBundleIsMadeOnceAndReused(t *testing.T) {
 		t.Errorf("folder mode %v", st.Mode().Perm())
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 10 {
+	if len(entries) != 12 {
 		t.Errorf("%d files in the bundle", len(entries))
 	}
 	for _, e := range entries {
@@ -49,6 +54,69 @@ func TestBundleIsMadeOnceAndReused(t *testing.T) {
 	tok, _ := os.ReadFile(filepath.Join(dir, FileToken))
 	if strings.TrimSpace(string(tok)) != a.Token() {
 		t.Errorf("token file %q", tok)
+	}
+}
+
+// TestOlderBundleGetsKubeletServingCA checks that a bundle made before the
+// kubelet-serving CA existed gets one on the next build, written 0600, and
+// keeps every other secret as it was.
+func TestOlderBundleGetsKubeletServingCA(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lab")
+	old, _, err := LoadOrCreate(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := old.Files()
+	os.Remove(filepath.Join(dir, FileKubeletServingCA))
+	os.Remove(filepath.Join(dir, FileKubeletServingKey))
+	if _, err := Load(dir); !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), FileKubeletServingCA) {
+		t.Errorf("Load of the older bundle: %v", err)
+	}
+	b, created, err := LoadOrCreate(dir, now)
+	if err != nil || created {
+		t.Fatalf("created=%v err=%v", created, err)
+	}
+	if len(b.Added) != 2 || b.KubeletServingCA == nil || b.KubeletServingCA.Key.Equal(old.KubeletServingCA.Key) {
+		t.Fatalf("added %v, CA %v", b.Added, b.KubeletServingCA)
+	}
+	after, _ := b.Files()
+	for name, data := range before {
+		if name != FileKubeletServingCA && name != FileKubeletServingKey && string(after[name]) != string(data) {
+			t.Errorf("%s changed", name)
+		}
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", name, st, err)
+		}
+	}
+	again, _, err := LoadOrCreate(dir, now)
+	if err != nil || len(again.Added) != 0 || !again.KubeletServingCA.Cert.Equal(b.KubeletServingCA.Cert) {
+		t.Errorf("the next build: added %v, err %v, same CA %v", again.Added, err, again.KubeletServingCA.Cert.Equal(b.KubeletServingCA.Cert))
+	}
+	// A key left without its certificate (a crash between the two writes)
+	// is kept and gets a certificate.
+	os.Remove(filepath.Join(dir, FileKubeletServingCA))
+	kept, _, err := LoadOrCreate(dir, now)
+	if err != nil || !slices.Equal(kept.Added, []string{FileKubeletServingCA}) || !kept.KubeletServingCA.Key.Equal(b.KubeletServingCA.Key) {
+		t.Errorf("key without certificate: added %v, err %v", kept.Added, err)
+	}
+}
+
+// TestSignRequestIgnoresItsNames checks that a certificate request's own
+// names and addresses never reach the certificate.
+func TestSignRequestIgnoresItsNames(t *testing.T) {
+	b, _, _ := LoadOrCreate(filepath.Join(t.TempDir(), "lab"), now)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		DNSNames: []string{"kubernetes"}, IPAddresses: []net.IP{net.ParseIP("10.43.0.1")},
+	}, key)
+	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	out, err := b.KubeletServingCA.SignRequest(csr, Leaf{CommonName: "system:node:edge-7", DNSNames: []string{"edge-7"}, Server: true}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := ParseCert(out)
+	if !slices.Equal(cert.DNSNames, []string{"edge-7"}) || len(cert.IPAddresses) != 0 {
+		t.Errorf("names %v, addresses %v", cert.DNSNames, cert.IPAddresses)
 	}
 }
 

@@ -22,8 +22,8 @@ type clusterImage struct {
 }
 
 // clusterSecrets loads (or, on a cluster's first build, makes) the secrets
-// bundle and picks what the image carries: a server all of it, an agent only
-// its join token.
+// bundle and picks what the image carries: a server all of it (with the
+// kubelet-serving CA, which only servers use), an agent only its join token.
 //
 // Certificates start before epoch (the image's build time, which is the
 // device's clock floor), so a board without a clock trusts them at boot.
@@ -48,6 +48,9 @@ func clusterSecrets(log *slog.Logger, cfg *configs.Config, epoch time.Time) (*cl
 		log.Info("made new secrets for the cluster; back up this folder", "cluster", c.ClusterName(), "dir", dir)
 	} else {
 		log.Info("using the cluster's secrets", "cluster", c.ClusterName(), "dir", dir)
+	}
+	if len(b.Added) > 0 {
+		log.Info("added to the cluster's secrets what this cairn needs; back up this folder again", "dir", dir, "files", strings.Join(b.Added, ","))
 	}
 	if c.Token != "" && c.Token != b.Token() {
 		pos := cfg.PosOf("cluster.token")

@@ -35,7 +35,7 @@ func TestClusterSecretsInImages(t *testing.T) {
 		t.Fatalf("no bundle after the first build: %v", err)
 	}
 	list := rootListing(t, img)
-	for _, f := range []string{identity.FileServerCAKey, identity.FileClientCAKey, identity.FileServiceAccountKey, identity.FileEncryptionKey, identity.FileToken} {
+	for _, f := range []string{identity.FileServerCAKey, identity.FileClientCAKey, identity.FileKubeletServingKey, identity.FileServiceAccountKey, identity.FileEncryptionKey, identity.FileToken} {
 		if !regexp.MustCompile(`-rw------- 0/0 +\d+ \S+ \S+ squashfs-root/usr/lib/cairn/cluster/` + regexp.QuoteMeta(f) + `\n`).MatchString(list) {
 			t.Errorf("server root lacks cluster/%s as 0600 root:\n%s", f, grepLines(list, "cluster"))
 		}

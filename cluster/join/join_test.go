@@ -50,45 +50,46 @@ const password1, password2 = "0123456789abcdef0123456789abcdef", "fedcba98765432
 // cluster's bundle, the endpoint's URL, and the server's log.
 func serve(t *testing.T) (*identity.Bundle, string, *bytes.Buffer, *passwords) {
 	t.Helper()
-	dir := t.TempDir()
-	b, _, err := identity.LoadOrCreate(filepath.Join(dir, "lab"), now)
+	var log bytes.Buffer
+	pw := &passwords{set: map[string]string{}}
+	s := &Server{Cluster: cluster, Passwords: pw, Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(&log, nil))}
+	api := start(t, s)
+	return s.Bundle, api, &log, pw
+}
+
+// start gives s a new cluster's bundle (unless it has one), serves it on
+// loopback until the test ends and returns its URL.
+func start(t *testing.T, s *Server) string {
+	t.Helper()
+	if s.Bundle == nil {
+		b, _, err := identity.LoadOrCreate(filepath.Join(t.TempDir(), "lab"), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Bundle = b
+	}
+	certPEM, keyPEM, err := s.Bundle.ServerCA.Issue(identity.Leaf{CommonName: "kube-apiserver", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, key, err := b.ServerCA.Issue(identity.Leaf{CommonName: "kube-apiserver", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true}, now)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "s.crt"), cert, 0o600)
-	os.WriteFile(filepath.Join(dir, "s.key"), key, 0o600)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	var log bytes.Buffer
-	pw := &passwords{set: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Listen(ctx, addr, filepath.Join(dir, "s.crt"), filepath.Join(dir, "s.key"), b.ServerCA.CertPEM,
-			Handler(b, cluster, pw, func() time.Time { return now }, slog.New(slog.NewTextHandler(&log, nil))))
-	}()
+	go func() { done <- s.serve(ctx, ln, cert) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Listen: %v", err)
+			t.Errorf("serve: %v", err)
 		}
 	})
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return b, "https://" + addr + Path, &log, pw
+	return "https://" + ln.Addr().String() + Path
 }
 
 func do(t *testing.T, endpoint string, tok identity.Token, req *Request) (*Response, error) {

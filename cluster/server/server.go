@@ -85,11 +85,10 @@ func (s *Server) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	cluster := join.Cluster{ClusterCIDR: ClusterCIDR, ClusterDNS: ClusterDNSIP, Domain: ClusterDomain}
+	joins := &join.Server{Bundle: s.Bundle, Cluster: cluster, Passwords: nodePasswords{adminClient}, Now: time.Now, Log: s.Log}
 	wg.Go(func() {
 		addr := fmt.Sprintf(":%d", join.Port)
-		err := join.Listen(ctx, addr, p.tls("apiserver.crt"), p.tls("apiserver.key"), s.Bundle.ServerCA.CertPEM,
-			join.Handler(s.Bundle, cluster, nodePasswords{adminClient}, time.Now, s.Log))
-		if err != nil {
+		if err := joins.Listen(ctx, addr, p.tls("apiserver.crt"), p.tls("apiserver.key")); err != nil {
 			s.Log.Error("the join endpoint stopped; agents cannot join", "addr", addr, "err", err)
 		}
 	})

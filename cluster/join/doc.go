@@ -1,0 +1,10 @@
+// Package join is how an agent becomes a node of a server's cluster. The
+// server listens on Port with its apiserver certificate and the server CA
+// in the chain. The agent checks that CA against the hash in its join
+// token before it sends anything, then posts the token's secret with
+// certificate requests for its kubelet (client and serving) and kube-proxy,
+// and its node password. The server checks the secret, and the password
+// against the one the first join under that node name set (so the token
+// alone cannot take over another node's name), and signs the requests for
+// the node name asked. Private keys never leave the agent.
+package join

@@ -7,4 +7,9 @@
 // against the one the first join under that node name set (so the token
 // alone cannot take over another node's name), and signs the requests for
 // the node name asked. Private keys never leave the agent.
+//
+// The kubelet's serving certificate comes from the cluster's
+// kubelet-serving CA, not the server CA: only the apiserver trusts it, and
+// only to reach kubelets, so a token holder cannot make a certificate that
+// pods, administrators or other agents would take for the API.
 package join

@@ -163,7 +163,7 @@ func sign(b *identity.Bundle, c Cluster, req Request, now time.Time) (*Response,
 		dst *[]byte
 	}{
 		{b.ClientCA, req.Kubelet, node, &resp.Kubelet},
-		{b.ServerCA, req.Serving, serving, &resp.Serving},
+		{b.KubeletServingCA, req.Serving, serving, &resp.Serving},
 		{b.ClientCA, req.Proxy, identity.Leaf{CommonName: "system:kube-proxy"}, &resp.Proxy},
 	} {
 		cert, err := s.ca.SignRequest(s.csr, s.l, now)

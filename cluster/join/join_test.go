@@ -135,7 +135,14 @@ func TestJoinSignsTheAgentsKeys(t *testing.T) {
 	if o := kubelet.Subject.Organization; len(o) != 1 || o[0] != "system:nodes" {
 		t.Errorf("kubelet organisation %v", o)
 	}
-	serving := check("serving", resp.ServerCA, resp.Serving, keys.Serving, x509.ExtKeyUsageServerAuth, "system:node:edge-7")
+	serving := check("serving", b.KubeletServingCA.CertPEM, resp.Serving, keys.Serving, x509.ExtKeyUsageServerAuth, "system:node:edge-7")
+	// Only the apiserver trusts the kubelet-serving CA: pods, admins and
+	// agents, which trust the server CA, do not trust a kubelet.
+	servers := x509.NewCertPool()
+	servers.AddCert(b.ServerCA.Cert)
+	if _, err := serving.Verify(x509.VerifyOptions{Roots: servers, CurrentTime: now}); err == nil {
+		t.Error("the kubelet's serving certificate verifies against the server CA")
+	}
 	if err := serving.VerifyHostname("192.168.77.2"); err != nil {
 		t.Error(err)
 	}

@@ -26,7 +26,7 @@ func (p Paths) components(etcd string, advertise net.IP, extra map[string][]stri
 		"client-ca-file":                p.tls(identity.FileClientCA),
 		"kubelet-client-certificate":    p.tls("apiserver-kubelet-client.crt"),
 		"kubelet-client-key":            p.tls("apiserver-kubelet-client.key"),
-		"kubelet-certificate-authority": p.tls(identity.FileServerCA),
+		"kubelet-certificate-authority": p.tls(identity.FileKubeletServingCA),
 		// Edge sites rarely have DNS for their nodes; the node IP always works.
 		"kubelet-preferred-address-types":    "InternalIP,Hostname,InternalDNS,ExternalDNS,ExternalIP",
 		"requestheader-client-ca-file":       p.tls(identity.FileRequestHeaderCA),

@@ -43,7 +43,7 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 	}
 	w := writer{}
 	for _, name := range []string{identity.FileServerCA, identity.FileClientCA, identity.FileRequestHeaderCA,
-		identity.FileClientCAKey, identity.FileServiceAccountKey} {
+		identity.FileKubeletServingCA, identity.FileClientCAKey, identity.FileServiceAccountKey} {
 		w.file(p.tls(name), files[name])
 	}
 	saPub, err := identity.PublicKeyPEM(&b.ServiceAccountKey.PublicKey)
@@ -57,9 +57,10 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 	w.issue(b.ServerCA, identity.Leaf{CommonName: "kube-apiserver", DNSNames: dns, IPs: sans, Server: true}, p.tls("apiserver"), now)
 	w.issue(b.ClientCA, identity.Leaf{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}}, p.tls("apiserver-kubelet-client"), now)
 	w.issue(b.RequestHeaderCA, identity.Leaf{CommonName: "front-proxy-client"}, p.tls("front-proxy-client"), now)
-	// The kubelet's serving certificate, from the server CA, which the
-	// apiserver checks (--kubelet-certificate-authority) for logs and exec.
-	w.issue(b.ServerCA, identity.Leaf{CommonName: "system:node:" + hostname, Organizations: []string{"system:nodes"},
+	// The kubelet's serving certificate, from the kubelet-serving CA, which
+	// only the apiserver trusts (--kubelet-certificate-authority, for logs
+	// and exec).
+	w.issue(b.KubeletServingCA, identity.Leaf{CommonName: "system:node:" + hostname, Organizations: []string{"system:nodes"},
 		DNSNames: []string{hostname, "localhost"}, IPs: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...), Server: true}, p.tls("kubelet-serving"), now)
 
 	local := fmt.Sprintf("https://127.0.0.1:%d", APIPort)

@@ -51,6 +51,23 @@ func TestStateFolder(t *testing.T) {
 			t.Errorf("serving certificate for %s: %v", name, err)
 		}
 	}
+	// The kubelet's serving certificate is from the kubelet-serving CA,
+	// which the apiserver checks, and is not trusted as a server's.
+	kubelet, err := identity.ParseCert(must(os.ReadFile(p.tls("kubelet-serving.crt"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubelets := x509.NewCertPool()
+	kubelets.AddCert(b.KubeletServingCA.Cert)
+	if _, err := kubelet.Verify(x509.VerifyOptions{Roots: kubelets, DNSName: "10.0.2.15"}); err != nil {
+		t.Errorf("kubelet serving certificate: %v", err)
+	}
+	if _, err := kubelet.Verify(x509.VerifyOptions{Roots: pool}); err == nil {
+		t.Error("the kubelet serving certificate verifies against the server CA")
+	}
+	if ca := string(must(os.ReadFile(p.tls(identity.FileKubeletServingCA)))); ca != string(b.KubeletServingCA.CertPEM) {
+		t.Errorf("--kubelet-certificate-authority file: %s", ca)
+	}
 	if out, err := exec.Command("openssl", "verify", "-CAfile", p.tls(identity.FileServerCA), "-purpose", "sslserver", p.tls("apiserver.crt")).CombinedOutput(); err != nil {
 		t.Errorf("openssl verify: %v\n%s", err, out)
 	}

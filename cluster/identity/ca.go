@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -101,7 +102,7 @@ func (ca *CA) Issue(l Leaf, now time.Time) (certOut, keyOut []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if certOut, err = ca.sign(l, &key.PublicKey, now); err != nil {
+	if certOut, err = ca.Sign(l, &key.PublicKey, now); err != nil {
 		return nil, nil, err
 	}
 	kp, err := keyPEM(key)
@@ -119,7 +120,7 @@ func (ca *CA) SignRequest(csrPEM []byte, l Leaf, now time.Time) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	return ca.sign(l, csr.PublicKey, now)
+	return ca.Sign(l, csr.PublicKey, now)
 }
 
 // ParseRequest reads a PEM certificate request and checks its signature.
@@ -155,7 +156,9 @@ func NewRequest() (csrPEM, keyOut []byte, err error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), kp, nil
 }
 
-func (ca *CA) sign(l Leaf, pub any, now time.Time) ([]byte, error) {
+// Sign issues a certificate for l to the public key pub and returns it in
+// PEM.
+func (ca *CA) Sign(l Leaf, pub crypto.PublicKey, now time.Time) ([]byte, error) {
 	usage := x509.ExtKeyUsageClientAuth
 	if l.Server {
 		usage = x509.ExtKeyUsageServerAuth

@@ -6,7 +6,11 @@
 // and its node password. The server checks the secret, and the password
 // against the one the first join under that node name set (so the token
 // alone cannot take over another node's name), and signs the requests for
-// the node name asked. Private keys never leave the agent.
+// the node name and addresses asked, unless they are Reserved: the
+// server's and the apiserver's names and addresses, loopback, and the
+// service and pod ranges. The certificates never take names from the
+// requests, and a request that asks for others is refused. Private keys
+// never leave the agent.
 //
 // The kubelet's serving certificate comes from the cluster's
 // kubelet-serving CA, not the server CA: only the apiserver trusts it, and

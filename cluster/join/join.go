@@ -3,6 +3,7 @@ package join
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +72,7 @@ type Server struct {
 	Bundle    *identity.Bundle
 	Cluster   Cluster
 	Passwords Passwords
+	Reserved  Reserved
 	Now       func() time.Time
 	Log       *slog.Logger
 }
@@ -94,13 +96,18 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusBadRequest, "join refused: not JSON", "the join request is not JSON: "+err.Error())
 		return
 	}
-	if err := checkNode(r.Context(), s.Passwords, req); err != nil {
+	g, err := s.check(req)
+	if err == nil {
+		// Last, as it keeps the password of a name not seen before.
+		err = s.Passwords.Check(r.Context(), req.Node, req.Password)
+	}
+	if err != nil {
 		s.refuseNode(w, r, req.Node, err)
 		return
 	}
-	resp, err := sign(s.Bundle, s.Cluster, req, s.Now())
+	resp, err := s.sign(g)
 	if err != nil {
-		s.refuseNode(w, r, req.Node, fmt.Errorf("%w: %w", errBadRequest, err))
+		s.refuse(w, r, http.StatusInternalServerError, "join failed", "the server cannot sign certificates: "+err.Error(), "node", req.Node, "err", err)
 		return
 	}
 	s.Log.Info("node joined", "node", req.Node, "ips", strings.Join(req.IPs, ","), "from", r.RemoteAddr)
@@ -114,11 +121,13 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, what
 	http.Error(w, msg, status)
 }
 
-// refuseNode answers a join that checking or signing turned away.
+// refuseNode answers a join that checking turned away.
 func (s *Server) refuseNode(w http.ResponseWriter, r *http.Request, node string, err error) {
 	switch {
 	case errors.Is(err, ErrNodePassword):
 		s.refuse(w, r, http.StatusForbidden, "join refused: node password mismatch", err.Error(), "node", node)
+	case errors.Is(err, errReserved):
+		s.refuse(w, r, http.StatusForbidden, "join refused: reserved name or address", err.Error(), "node", node, "err", err)
 	case errors.Is(err, errBadRequest):
 		s.refuse(w, r, http.StatusBadRequest, "join refused", err.Error(), "node", node, "err", err)
 	default:
@@ -129,48 +138,72 @@ func (s *Server) refuseNode(w http.ResponseWriter, r *http.Request, node string,
 
 var errBadRequest = errors.New("bad join request")
 
-// checkNode checks the node name, then its password.
-func checkNode(ctx context.Context, pw Passwords, req Request) error {
-	if !nodeRE.MatchString(req.Node) {
-		return fmt.Errorf("%w: %q is not a node name (1 to 63 of a-z, 0-9 and '-')", errBadRequest, req.Node)
-	}
-	if len(req.Password) < MinPassword {
-		return fmt.Errorf("%w: the request has no node password of %d or more characters; update the agent's image", errBadRequest, MinPassword)
-	}
-	return pw.Check(ctx, req.Node, req.Password)
+// grant is what a join is let have: its node name and addresses, and the
+// certificate requests it proved it holds the keys of.
+type grant struct {
+	node                    string
+	ips                     []net.IP
+	kubelet, serving, proxy *x509.CertificateRequest
 }
 
-func sign(b *identity.Bundle, c Cluster, req Request, now time.Time) (*Response, error) {
-	var ips []net.IP
-	for _, s := range req.IPs {
-		ip := net.ParseIP(s)
-		if ip == nil {
-			return nil, fmt.Errorf("%q is not an IP address", s)
+// check checks all of a join but its node password.
+func (s *Server) check(req Request) (*grant, error) {
+	if !nodeRE.MatchString(req.Node) {
+		return nil, fmt.Errorf("%w: %q is not a node name (1 to 63 of a-z, 0-9 and '-')", errBadRequest, req.Node)
+	}
+	if len(req.Password) < MinPassword {
+		return nil, fmt.Errorf("%w: the request has no node password of %d or more characters; update the agent's image", errBadRequest, MinPassword)
+	}
+	if err := s.Reserved.checkName(req.Node); err != nil {
+		return nil, err
+	}
+	ips, err := s.Reserved.parseIPs(req.IPs)
+	if err != nil {
+		return nil, err
+	}
+	g := &grant{node: req.Node, ips: ips}
+	for _, c := range []struct {
+		dst   **x509.CertificateRequest
+		pem   []byte
+		names []string
+		ips   []net.IP
+	}{{&g.kubelet, req.Kubelet, nil, nil}, {&g.serving, req.Serving, []string{req.Node}, ips}, {&g.proxy, req.Proxy, nil, nil}} {
+		csr, err := identity.ParseRequest(c.pem)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 		}
-		ips = append(ips, ip)
+		if err := checkRequest(csr, c.names, c.ips); err != nil {
+			return nil, err
+		}
+		*c.dst = csr
 	}
-	if len(ips) == 0 {
-		return nil, errors.New("the request names no node address")
-	}
-	node := identity.Leaf{CommonName: "system:node:" + req.Node, Organizations: []string{"system:nodes"}}
+	return g, nil
+}
+
+// sign issues the node's certificates with subjects the server decides:
+// the kubelet's client certificate, its serving certificate for the node's
+// name and addresses from the kubelet-serving CA, and kube-proxy's.
+func (s *Server) sign(g *grant) (*Response, error) {
+	b := s.Bundle
+	node := identity.Leaf{CommonName: "system:node:" + g.node, Organizations: []string{"system:nodes"}}
 	serving := node
-	serving.DNSNames, serving.IPs, serving.Server = []string{req.Node}, ips, true
-	resp := &Response{Cluster: c, ServerCA: b.ServerCA.CertPEM, ClientCA: b.ClientCA.CertPEM}
-	for _, s := range []struct {
+	serving.DNSNames, serving.IPs, serving.Server = []string{g.node}, g.ips, true
+	resp := &Response{Cluster: s.Cluster, ServerCA: b.ServerCA.CertPEM, ClientCA: b.ClientCA.CertPEM}
+	for _, c := range []struct {
 		ca  *identity.CA
-		csr []byte
+		csr *x509.CertificateRequest
 		l   identity.Leaf
 		dst *[]byte
 	}{
-		{b.ClientCA, req.Kubelet, node, &resp.Kubelet},
-		{b.KubeletServingCA, req.Serving, serving, &resp.Serving},
-		{b.ClientCA, req.Proxy, identity.Leaf{CommonName: "system:kube-proxy"}, &resp.Proxy},
+		{b.ClientCA, g.kubelet, node, &resp.Kubelet},
+		{b.KubeletServingCA, g.serving, serving, &resp.Serving},
+		{b.ClientCA, g.proxy, identity.Leaf{CommonName: "system:kube-proxy"}, &resp.Proxy},
 	} {
-		cert, err := s.ca.SignRequest(s.csr, s.l, now)
+		cert, err := c.ca.Sign(c.l, c.csr.PublicKey, s.Now())
 		if err != nil {
 			return nil, err
 		}
-		*s.dst = cert
+		*c.dst = cert
 	}
 	return resp, nil
 }

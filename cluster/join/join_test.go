@@ -202,6 +202,16 @@ func TestBadRequestsAreRefused(t *testing.T) {
 		{"no address", func(r *Request) { r.IPs = nil }, "names no node address"},
 		{"request", func(r *Request) { r.Serving = []byte("junk") }, "no PEM certificate request"},
 		{"password", func(r *Request) { r.Password = "short" }, "no node password of 32 or more characters"},
+		// A certificate request may not ask for more than the join grants.
+		{"request name", func(r *Request) {
+			r.Serving = csrFor(t, &x509.CertificateRequest{DNSNames: []string{"kubernetes"}})
+		}, `asks for the name "kubernetes"`},
+		{"request address", func(r *Request) {
+			r.Serving = csrFor(t, &x509.CertificateRequest{IPAddresses: []net.IP{net.ParseIP("10.43.0.1")}})
+		}, "asks for the address 10.43.0.1"},
+		{"request e-mail", func(r *Request) {
+			r.Kubelet = csrFor(t, &x509.CertificateRequest{EmailAddresses: []string{"a@b.c"}})
+		}, "asks for URIs or e-mail addresses"},
 	} {
 		req, _, _ := NewRequest("edge-7", password1, []net.IP{net.IPv4(192, 168, 77, 2)})
 		c.edit(req)
@@ -209,6 +219,12 @@ func TestBadRequestsAreRefused(t *testing.T) {
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v", c.name, err)
 		}
+	}
+	// The node's own name and address may be asked for.
+	req, _, _ := NewRequest("edge-7", password1, []net.IP{net.IPv4(192, 168, 77, 2)})
+	req.Serving = csrFor(t, &x509.CertificateRequest{DNSNames: []string{"edge-7"}, IPAddresses: []net.IP{net.IPv4(192, 168, 77, 2)}})
+	if _, err := do(t, api, tok, req); err != nil {
+		t.Errorf("a request for the node's own name: %v", err)
 	}
 }
 

@@ -3,10 +3,12 @@ package server
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"time"
 
 	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/cluster/join"
 	"github.com/cairn-os/cairn/internal/atomicfile"
 )
 
@@ -52,8 +54,7 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 	}
 	w.file(p.tls("service-account.pub"), saPub)
 
-	sans := append([]net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP(APIServiceIP)}, ips...)
-	dns := []string{"localhost", hostname, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + ClusterDomain}
+	dns, sans := apiserverNames(hostname, ips)
 	w.issue(b.ServerCA, identity.Leaf{CommonName: "kube-apiserver", DNSNames: dns, IPs: sans, Server: true}, p.tls("apiserver"), now)
 	w.issue(b.ClientCA, identity.Leaf{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}}, p.tls("apiserver-kubelet-client"), now)
 	w.issue(b.RequestHeaderCA, identity.Leaf{CommonName: "front-proxy-client"}, p.tls("front-proxy-client"), now)
@@ -89,6 +90,22 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 		w.file(p.KubeconfigFor(c.name), kc)
 	}
 	return w.err
+}
+
+// apiserverNames are the names and addresses the apiserver's serving
+// certificate is for.
+func apiserverNames(hostname string, ips []net.IP) (dns []string, sans []net.IP) {
+	sans = append([]net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP(APIServiceIP)}, ips...)
+	dns = []string{"localhost", hostname, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + ClusterDomain}
+	return dns, sans
+}
+
+// reserved are the names and addresses no agent may join under: the
+// apiserver's (this server's node name among them), and the service and
+// pod ranges, where no node has an address.
+func reserved(hostname string, ips []net.IP) join.Reserved {
+	dns, sans := apiserverNames(hostname, ips)
+	return join.Reserved{Names: dns, IPs: sans, Nets: []netip.Prefix{netip.MustParsePrefix(ServiceCIDR), netip.MustParsePrefix(ClusterCIDR)}}
 }
 
 // writer writes 0600 files, creating folders, and keeps the first error.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,18 @@ func TestStateFolder(t *testing.T) {
 	}
 	if ca := string(must(os.ReadFile(p.tls(identity.FileKubeletServingCA)))); ca != string(b.KubeletServingCA.CertPEM) {
 		t.Errorf("--kubelet-certificate-authority file: %s", ca)
+	}
+	// No agent may join under a name or address of the apiserver's.
+	res := reserved("srv", []net.IP{ip})
+	for _, n := range cert.DNSNames {
+		if !slices.Contains(res.Names, n) {
+			t.Errorf("the apiserver's name %s is not reserved", n)
+		}
+	}
+	for _, a := range cert.IPAddresses {
+		if !slices.ContainsFunc(res.IPs, a.Equal) {
+			t.Errorf("the apiserver's address %s is not reserved", a)
+		}
 	}
 	if out, err := exec.Command("openssl", "verify", "-CAfile", p.tls(identity.FileServerCA), "-purpose", "sslserver", p.tls("apiserver.crt")).CombinedOutput(); err != nil {
 		t.Errorf("openssl verify: %v\n%s", err, out)

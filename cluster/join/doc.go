@@ -16,4 +16,10 @@
 // kubelet-serving CA, not the server CA: only the apiserver trusts it, and
 // only to reach kubelets, so a token holder cannot make a certificate that
 // pods, administrators or other agents would take for the API.
+//
+// The endpoint is open to the network, so it bounds what a client can
+// spend (Limits): read, write and idle timeouts, header and body sizes,
+// connections at once, and a token bucket per source address, past which
+// a client gets 429 with Retry-After. Refusals are logged through a token
+// bucket of their own, and the next line logged counts those left out.
 package join

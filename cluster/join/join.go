@@ -7,13 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/cairn-os/cairn/cluster/identity"
 )
@@ -67,21 +71,42 @@ const MinPassword = 32
 
 var nodeRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-// Server answers the joins of one server of the cluster.
+// Server answers the joins of one server of the cluster. Its fields are
+// read once, on the first call of Handler or Listen.
 type Server struct {
 	Bundle    *identity.Bundle
 	Cluster   Cluster
 	Passwords Passwords
 	Reserved  Reserved
+	Limits    Limits
 	Now       func() time.Time
 	Log       *slog.Logger
+
+	once     sync.Once
+	limits   Limits // Limits with the defaults filled in
+	sources  *sources
+	refusals refusals
 }
 
-// Handler serves joins.
+// Handler serves joins, each source address within its rate.
 func (s *Server) Handler() http.Handler {
+	s.once.Do(func() {
+		s.limits = s.Limits.orDefault()
+		s.sources = newSources(s.limits.PerSource, s.limits.PerSourceBurst)
+		s.refusals.lim = rate.NewLimiter(s.limits.Logs, s.limits.LogBurst)
+	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Path, s.join)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait := s.sources.take(source(r), s.Now()); wait > 0 {
+			secs := strconv.Itoa(int(math.Ceil(wait.Seconds())))
+			w.Header().Set("Retry-After", secs)
+			s.refuse(w, r, http.StatusTooManyRequests, "join refused: too many requests from one address",
+				"too many joins from this address; try again in "+secs+" s")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +117,12 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req Request
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.limits.MaxBody)).Decode(&req); err != nil {
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			s.refuse(w, r, http.StatusRequestEntityTooLarge, "join refused: request too large",
+				fmt.Sprintf("the join request is over %d bytes; send certificate requests alone, without chains", tooBig.Limit))
+			return
+		}
 		s.refuse(w, r, http.StatusBadRequest, "join refused: not JSON", "the join request is not JSON: "+err.Error())
 		return
 	}
@@ -117,8 +147,21 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 
 // refuse answers with status and msg, and logs what.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, what, msg string, attrs ...any) {
-	s.Log.Warn(what, append([]any{"from", r.RemoteAddr}, attrs...)...)
+	s.logRefusal(what, append([]any{"from", r.RemoteAddr}, attrs...)...)
 	http.Error(w, msg, status)
+}
+
+// logRefusal logs a refusal within the log's rate; the next line logged
+// says how many were not.
+func (s *Server) logRefusal(what string, attrs ...any) {
+	ok, skipped := s.refusals.allow(s.Now())
+	if !ok {
+		return
+	}
+	if skipped > 0 {
+		attrs = append(attrs, "unlogged", skipped)
+	}
+	s.Log.Warn(what, attrs...)
 }
 
 // refuseNode answers a join that checking turned away.

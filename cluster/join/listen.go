@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log"
 	"net"
 	"net/http"
-	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // Listen serves joins on addr with the server's certificate, which must
@@ -24,13 +26,20 @@ func (s *Server) Listen(ctx context.Context, addr string, certFile, keyFile stri
 	return s.serve(ctx, ln, cert)
 }
 
-// serve serves joins on ln until ctx ends.
+// serve serves joins on ln until ctx ends, within the server's limits.
 func (s *Server) serve(ctx context.Context, ln net.Listener, cert tls.Certificate) error {
+	h := s.Handler()
+	l := s.limits
 	cert.Certificate = append(cert.Certificate, s.Bundle.ServerCA.Cert.Raw)
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	srv := &http.Server{
+		Handler:     h,
+		ReadTimeout: l.ReadTimeout, WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout,
+		MaxHeaderBytes: l.MaxHeaderBytes,
+		ErrorLog:       log.New(errorLog{s}, "", 0),
+		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	}
 	go func() { <-ctx.Done(); srv.Close() }()
-	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.ServeTLS(netutil.LimitListener(ln, l.Conns), "", ""); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

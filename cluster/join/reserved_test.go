@@ -1,7 +1,6 @@
 package join
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -29,7 +28,7 @@ var reservedByServer = Reserved{
 // cannot join as the API, the server or loopback: each such join is
 // refused with the reason, logged once, and leaves no node password.
 func TestReservedNamesAndAddressesAreRefused(t *testing.T) {
-	var log bytes.Buffer
+	var log logBuffer
 	pw := &passwords{set: map[string]string{}}
 	s := &Server{Cluster: cluster, Passwords: pw, Reserved: reservedByServer, Now: func() time.Time { return now },
 		Log: slog.New(slog.NewTextHandler(&log, nil))}

@@ -116,14 +116,8 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 			"the join token's secret is not this cluster's; build the agent with the token from the cluster's secrets folder")
 		return
 	}
-	var req Request
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.limits.MaxBody)).Decode(&req); err != nil {
-		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
-			s.refuse(w, r, http.StatusRequestEntityTooLarge, "join refused: request too large",
-				fmt.Sprintf("the join request is over %d bytes; send certificate requests alone, without chains", tooBig.Limit))
-			return
-		}
-		s.refuse(w, r, http.StatusBadRequest, "join refused: not JSON", "the join request is not JSON: "+err.Error())
+	req, ok := s.decode(w, r)
+	if !ok {
 		return
 	}
 	g, err := s.check(req)
@@ -143,6 +137,21 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	s.Log.Info("node joined", "node", req.Node, "ips", strings.Join(req.IPs, ","), "from", r.RemoteAddr)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
+}
+
+// decode reads a join request of up to Limits.MaxBody bytes, or refuses it.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request) (req Request, ok bool) {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.limits.MaxBody)).Decode(&req)
+	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+		s.refuse(w, r, http.StatusRequestEntityTooLarge, "join refused: request too large",
+			fmt.Sprintf("the join request is over %d bytes; send certificate requests alone, without chains", tooBig.Limit))
+		return req, false
+	}
+	if err != nil {
+		s.refuse(w, r, http.StatusBadRequest, "join refused: not JSON", "the join request is not JSON: "+err.Error())
+		return req, false
+	}
+	return req, true
 }
 
 // refuse answers with status and msg, and logs what.

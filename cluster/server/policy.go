@@ -56,11 +56,14 @@ plugins:
 kind: Policy
 omitStages: [RequestReceived]
 rules:
-  # Reads of secrets and tokens are logged without their bodies.
+  # Secrets, tokens and reviews of tokens are logged without their bodies:
+  # a TokenReview's request carries the bearer token it asks about.
   - level: Metadata
     resources:
       - group: ""
         resources: [secrets, configmaps, serviceaccounts/token]
+      - group: authentication.k8s.io
+        resources: [tokenreviews]
   - level: None
     verbs: [get, list, watch]
   - level: None

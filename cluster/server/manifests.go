@@ -34,6 +34,8 @@ const (
 	inventoryKey  = "objects"
 	// ManagedBy labels every object applied from a manifest.
 	ManagedBy = "app.kubernetes.io/managed-by"
+	// fieldManager owns the fields cairn applies.
+	fieldManager = "cairn"
 )
 
 // SyncInterval is how often the manifests are applied again.
@@ -223,10 +225,17 @@ func (m *manifests) apply(ctx context.Context, o fileObject) (string, error) {
 	labels[ManagedBy] = "cairn"
 	u.SetLabels(labels)
 	o.Namespace = ns
-	_, err = res.Apply(ctx, o.Name, u, metav1.ApplyOptions{FieldManager: "cairn", Force: true})
+	_, err = res.Apply(ctx, o.Name, u, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
 	return o.ID(), err
 }
 
+// delete deletes an object the record lists, but only while it is still
+// one that cairn applied: labelled as managed by cairn, with fields cairn
+// applied, and with the UID it had when looked at (a precondition), so
+// that an object someone made under that name meanwhile survives. The
+// record is a ConfigMap that others may be able to write; it must not buy
+// them deletions with the server's rights. Anything else is left alone and
+// dropped from the record.
 func (m *manifests) delete(ctx context.Context, id string) error {
 	f := strings.Fields(id)
 	if len(f) != 4 {
@@ -243,12 +252,35 @@ func (m *manifests) delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	bg := metav1.DeletePropagationBackground
-	err = res.Delete(ctx, f[3], metav1.DeleteOptions{PropagationPolicy: &bg})
+	live, err := res.Get(ctx, f[3], metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	if !appliedByCairn(live) {
+		m.log.Warn("manifest object left alone: the record lists it, but cairn did not apply it", "object", id)
+		return nil
+	}
+	uid := live.GetUID()
+	bg := metav1.DeletePropagationBackground
+	err = res.Delete(ctx, f[3], metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // gone, or replaced by another object since the look
+	}
 	return err
+}
+
+// appliedByCairn says whether cairn applied u: its label, and fields owned
+// by cairn's field manager through server-side apply.
+func appliedByCairn(u *unstructured.Unstructured) bool {
+	if u.GetLabels()[ManagedBy] != "cairn" {
+		return false
+	}
+	return slices.ContainsFunc(u.GetManagedFields(), func(f metav1.ManagedFieldsEntry) bool {
+		return f.Manager == fieldManager && f.Operation == metav1.ManagedFieldsOperationApply
+	})
 }
 
 func (m *manifests) inventory(ctx context.Context) ([]string, error) {

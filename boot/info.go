@@ -34,6 +34,14 @@ const (
 	PauseImage = "cairn.local/pause:1"
 )
 
+// State on the data partition that holds keys: a server's (its CAs'
+// certificates, kine's database, the kubeconfigs of its components) and an
+// agent's (its node password and certificates).
+const (
+	ServerDir = "/var/lib/cairn/server"
+	AgentDir  = "/var/lib/cairn/agent"
+)
+
 // CardConfig is the config a user may put on the first (FAT) partition after
 // flashing, from any OS; its sections replace the baked-in config's. Stage 1
 // copies it to CardConfigCopy, where stage 2 reads it.

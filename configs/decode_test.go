@@ -83,6 +83,25 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
+func TestDebugConsoleOnAServerWarns(t *testing.T) {
+	for role, want := range map[string]int{"server": 1, "agent": 0} {
+		doc := "apiVersion: cairn.dev/v1alpha1\nkind: Node\ncluster:\n  role: " + role + "\n  server: https://10.0.0.1:6443\n  token: cairn1." + strings.Repeat("ab", 32) + ".0123456789abcdef\ndebug:\n  console: true\n"
+		_, warns, err := Parse("t.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, w := range warns {
+			if strings.HasPrefix(w.String(), "t.yaml:8:12: debug.console: the debug console answers anyone") {
+				got++
+			}
+		}
+		if got != want {
+			t.Errorf("%s: warnings %v", role, warns)
+		}
+	}
+}
+
 func TestSectionsNotUsedYetWarn(t *testing.T) {
 	doc := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  wifi:\n    - ssid: lab\nupdate:\n  url: https://updates.lan/\n"
 	_, warns, err := Parse("t.yaml", []byte(doc))

@@ -80,6 +80,9 @@ func (c *Config) Validate() (warnings []Problem, errs Problems) {
 	}
 	if n.Cluster != nil {
 		k.cluster(n.Cluster)
+		if n.Debug.Console && n.Cluster.Role == "server" {
+			k.warn("debug.console", "the debug console answers anyone at this server's serial console; it hides the cluster's keys but shows the rest of the node, so leave it off in production")
+		}
 	}
 	if n.Update != nil {
 		k.warn("update", "over-the-air updates are not used yet by this version of Cairn, so nothing polls update.url; update a node by flashing a new image")

@@ -11,8 +11,8 @@ import (
 
 // Fixed places on the node.
 const (
-	DefaultDir      = "/var/lib/cairn/agent" // the agent's own state
-	RunDir          = "/run/cairn/agent"     // generated configs, rewritten at every start
+	DefaultDir      = boot.AgentDir      // the agent's own state
+	RunDir          = "/run/cairn/agent" // generated configs, rewritten at every start
 	ContainerdRoot  = "/var/lib/containerd"
 	ContainerdState = "/run/containerd"
 	ContainerdSock  = "/run/containerd/containerd.sock"

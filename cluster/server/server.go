@@ -25,7 +25,7 @@ import (
 )
 
 // DefaultDir is the server's state on the data partition.
-const DefaultDir = "/var/lib/cairn/server"
+const DefaultDir = boot.ServerDir
 
 // Datastore starts the kine endpoint for a datastore URL ("" for SQLite
 // under dir) and returns the etcd URL kube-apiserver talks to.

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cairn-os/cairn/boot"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +47,7 @@ func answer(out io.Writer, s *stage2, f []string) {
 	}
 	switch f[0] {
 	case "cat":
-		data, err := os.ReadFile(arg)
+		data, err := readPublic(arg)
 		if err != nil {
 			fmt.Fprintln(out, "cairn-debug: error:", err)
 			return
@@ -126,4 +128,35 @@ func ps(out io.Writer) {
 		}
 		fmt.Fprintf(out, "%d %s %s %s\n", pid, mem["Rss:"], mem["Pss:"], strings.Join(args, " "))
 	}
+}
+
+// secretPlaces hold keys, tokens and what they protect; the debug console
+// does not show what is in them, wherever the path it is given leads.
+var secretPlaces = []string{boot.ClusterDir, boot.ServerDir, boot.AgentDir, "/var/lib/kubelet", filepath.Dir(boot.CardConfigCopy)}
+
+// readPublic reads a regular file for the debug console, refusing devices
+// (a raw disk holds the secrets too) and anything in secretPlaces.
+func readPublic(name string) ([]byte, error) {
+	real, err := filepath.EvalSymlinks(name)
+	if err != nil {
+		return nil, err
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range secretPlaces {
+		if real == p || strings.HasPrefix(real, p+"/") {
+			return nil, fmt.Errorf("%s is in %s, which holds secrets; the debug console does not show it", name, p)
+		}
+	}
+	f, err := os.Open(real)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file; the debug console shows only those", name)
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }

@@ -45,7 +45,16 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 
-	password, err := join.NodePassword(filepath.Join(agent.DefaultDir, "node-password"))
+	pwFile := filepath.Join(agent.DefaultDir, "node-password")
+	password, err := join.NodePassword(pwFile)
+	damaged := errors.Is(err, join.ErrPasswordDamaged)
+	if damaged {
+		// Join with a new password: the server takes it only when it
+		// holds none for this name (the node was retired, or its first
+		// join never arrived), and then it is kept.
+		log.Error(err.Error())
+		password, err = join.NewPassword()
+	}
 	if err != nil {
 		return err
 	}
@@ -71,6 +80,12 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	log.Info("joined the server", "server", c.Server, "node", hostname, "nodeIP", nodeIP)
+	if damaged {
+		if err := join.KeepPassword(pwFile, password); err != nil {
+			return err
+		}
+		log.Info("the server took a new node password; it replaces the damaged one", "file", pwFile)
+	}
 
 	dir := filepath.Join(agent.RunDir, "tls")
 	kubeletKC, err := identity.Kubeconfig("cairn", c.Server, resp.ServerCA, resp.Kubelet, keys.Kubelet)

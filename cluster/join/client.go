@@ -123,24 +123,47 @@ func verifyPinned(chain []*x509.Certificate, tok identity.Token, host string) er
 	return err
 }
 
+// ErrPasswordDamaged is wrapped when the node password file is there but
+// holds no password: torn by a power cut while first written, or emptied.
+var ErrPasswordDamaged = errors.New("the node password file is damaged")
+
 // NodePassword reads the agent's node password from file, making and
 // keeping a new random one (0600) on first use. The file lives on the data
-// partition, so the password outlives reboots and A/B updates.
+// partition, so the password outlives reboots and A/B updates. A damaged
+// file is an error wrapping ErrPasswordDamaged, and stays as it is: the
+// server knows this node by the password it held, so a new one is kept
+// only once a join with it succeeds (NewPassword, then KeepPassword).
 func NodePassword(file string) (string, error) {
 	data, err := os.ReadFile(file)
-	if err == nil && len(bytes.TrimSpace(data)) >= MinPassword {
+	switch {
+	case err == nil && len(bytes.TrimSpace(data)) >= MinPassword:
 		return string(bytes.TrimSpace(data)), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	case err == nil:
+		return "", fmt.Errorf("%w: %s holds %d bytes, not a password; if the server refuses this node's name, retire the old node there (kubectl delete node NAME; kubectl -n kube-system delete secret NAME.node-password.cairn) and the agent keeps a new password at its next join",
+			ErrPasswordDamaged, file, len(data))
+	case !errors.Is(err, os.ErrNotExist):
 		return "", err
 	}
+	pw, err := NewPassword()
+	if err != nil {
+		return "", err
+	}
+	return pw, KeepPassword(file, pw)
+}
+
+// NewPassword makes a random node password.
+func NewPassword() (string, error) {
 	buf := make([]byte, 32)
 	if _, err := rand.Read(buf); err != nil {
 		return "", err
 	}
-	pw := hex.EncodeToString(buf)
+	return hex.EncodeToString(buf), nil
+}
+
+// KeepPassword writes the node password to file, durably, at 0600.
+func KeepPassword(file, pw string) error {
 	if err := atomicfile.WritePrivate(file, []byte(pw+"\n")); err != nil {
-		return "", fmt.Errorf("keeping the node password: %w", err)
+		return fmt.Errorf("keeping the node password: %w", err)
 	}
-	return pw, nil
+	return nil
 }

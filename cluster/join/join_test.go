@@ -294,9 +294,16 @@ func TestNodePasswordFile(t *testing.T) {
 	if b, err := NodePassword(file); err != nil || b != a {
 		t.Errorf("second: %q, %v; want the kept %q", b, err, a)
 	}
-	os.WriteFile(file, []byte("short\n"), 0o600) // a torn or foreign file is replaced
-	if c, err := NodePassword(file); err != nil || c == a || len(c) < MinPassword {
-		t.Errorf("after a bad file: %q, %v", c, err)
+	// A torn or emptied file is reported and kept, not silently replaced
+	// by a password the server would refuse.
+	for _, torn := range []string{"", "short\n"} {
+		os.WriteFile(file, []byte(torn), 0o600)
+		if c, err := NodePassword(file); !errors.Is(err, ErrPasswordDamaged) || c != "" || !strings.Contains(err.Error(), "retire the old node") {
+			t.Errorf("after a file holding %q: %q, %v", torn, c, err)
+		}
+		if data, _ := os.ReadFile(file); string(data) != torn {
+			t.Errorf("the damaged file was changed to %q", data)
+		}
 	}
 }
 

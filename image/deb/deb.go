@@ -1,6 +1,16 @@
 // Package deb reads Debian binary packages: the ar container, the control
 // stanza and the data tarball (gzip, xz or zstd). It extracts data into a
-// folder without needing root: owners are not kept, device nodes are skipped.
+// folder without needing root: owners are not kept, device nodes are
+// skipped, and setuid, setgid and sticky bits are dropped, so the cache on
+// the build host holds no setuid files.
+//
+// A package is input the build does not control (a --debs folder, a
+// third-party archive), so extraction never writes outside its folder: a
+// member whose name climbs out with .., or whose path leads through a
+// symlink, or a hard link to anything but a file already in the package,
+// is refused (ErrUnsafe). Symlinks are created as data, pointing wherever
+// the package says (absolute ones are meant for the target system), and
+// never followed. What it reads into memory, and what it writes, is capped.
 package deb
 
 import (
@@ -16,12 +26,17 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-os/cairn/internal/limited"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
 
 // ErrFormat is wrapped when a file is not a well-formed .deb.
 var ErrFormat = errors.New("not a Debian package")
+
+// maxControl bounds the control file read into memory; real ones are a few
+// KiB.
+const maxControl = 1 << 20
 
 // member finds an ar member whose name starts with prefix and returns a
 // decompressed reader of it.
@@ -34,12 +49,12 @@ func member(f io.ReaderAt, size int64, prefix string) (io.Reader, func(), error)
 	hdr := make([]byte, 60)
 	for off+60 <= size {
 		if _, err := f.ReadAt(hdr, off); err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrFormat, err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrFormat, err)
 		}
 		name := strings.TrimRight(strings.TrimSpace(string(hdr[:16])), "/")
 		n, err := strconv.ParseInt(strings.TrimSpace(string(hdr[48:58])), 10, 64)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: bad member size", ErrFormat)
+		if err != nil || n < 0 || n > size-off-60 {
+			return nil, nil, fmt.Errorf("%w: ar member %q has a bad size", ErrFormat, name)
 		}
 		body := io.NewSectionReader(f, off+60, n)
 		if strings.HasPrefix(name, prefix) {
@@ -106,9 +121,9 @@ func Control(path string) (map[string]string, error) {
 			return nil, fmt.Errorf("%s: %w: no control file", path, ErrFormat)
 		}
 		if filepath.Clean(h.Name) == "control" {
-			data, err := io.ReadAll(tr)
+			data, err := limited.ReadAll(tr, maxControl)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: %w: its control file is %w; replace the file, which is damaged", path, ErrFormat, err)
 			}
 			return parseStanza(data), nil
 		}
@@ -133,90 +148,4 @@ func parseStanza(data []byte) map[string]string {
 		}
 	}
 	return out
-}
-
-// Extract unpacks the package's data into dest, which must not exist yet. It
-// works in a sibling temporary folder and renames it into place at the end,
-// so dest is either complete or absent.
-func Extract(path, dest string) error {
-	f, size, err := open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, closer, err := member(f, size, "data.tar")
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	defer closer()
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dest), ".extract-*")
-	if err != nil {
-		return err
-	}
-	if err := untar(tar.NewReader(r), tmp); err != nil {
-		os.RemoveAll(tmp)
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp, dest); err != nil {
-		os.RemoveAll(tmp)
-		return err
-	}
-	return nil
-}
-
-func untar(tr *tar.Reader, dest string) error {
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrFormat, err)
-		}
-		name := filepath.Clean(h.Name)
-		if name == "." || strings.HasPrefix(name, "..") || filepath.IsAbs(name) {
-			continue
-		}
-		target := filepath.Join(dest, name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			err = os.MkdirAll(target, 0o755)
-		case tar.TypeReg:
-			err = writeFile(target, tr, os.FileMode(h.Mode)&0o7777)
-		case tar.TypeSymlink:
-			if err = os.MkdirAll(filepath.Dir(target), 0o755); err == nil {
-				err = os.Symlink(h.Linkname, target)
-			}
-		case tar.TypeLink:
-			src := filepath.Join(dest, filepath.Clean(h.Linkname))
-			if err = os.MkdirAll(filepath.Dir(target), 0o755); err == nil {
-				err = os.Link(src, target)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-func writeFile(path string, r io.Reader, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	// Keep setuid and friends as data: the image writer reads them back.
-	return os.Chmod(path, mode|0o200)
 }

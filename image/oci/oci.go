@@ -1,6 +1,8 @@
 // Package oci writes and checks container images as OCI image-layout tar
 // archives, the form containerd imports (ctr images import). cairn builds the
 // pause image this way, and checks the archives a config lists in images:.
+// Checking reads only the archive's JSON documents into memory, each and
+// all of them under a cap, and writes nothing.
 package oci
 
 import (
@@ -9,11 +11,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -180,113 +180,4 @@ func layerTar(files []File, mtime time.Time) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// ErrNotImage marks an archive that holds no container image.
-var ErrNotImage = errors.New("not a container image archive")
-
-// Info describes an image archive.
-type Info struct {
-	Names []string // image names it carries (may be empty for an unnamed OCI layout)
-	Archs []string // architectures of its manifests, where stated
-}
-
-// Inspect reads an OCI layout or docker save archive and says what it
-// holds, or why it is not one: it must have index.json (OCI) or
-// manifest.json (docker), and the blobs they point at.
-func Inspect(file string) (*Info, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	members := map[string][]byte{} // small JSON members only
-	names := map[string]bool{}
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrNotImage, file, err)
-		}
-		name := strings.TrimPrefix(path.Clean(hdr.Name), "./")
-		names[name] = true
-		if hdr.Typeflag == tar.TypeReg && hdr.Size < 4<<20 && (name == "index.json" || name == "manifest.json" || strings.HasPrefix(name, "blobs/")) {
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %v", ErrNotImage, file, err)
-			}
-			members[name] = data
-		}
-	}
-	if data, ok := members["index.json"]; ok {
-		return inspectOCI(file, data, members, names)
-	}
-	if data, ok := members["manifest.json"]; ok {
-		return inspectDocker(file, data, names)
-	}
-	return nil, fmt.Errorf("%w: %s has neither index.json (OCI layout) nor manifest.json (docker save)", ErrNotImage, file)
-}
-
-func inspectOCI(file string, data []byte, members map[string][]byte, names map[string]bool) (*Info, error) {
-	var idx struct {
-		Manifests []Descriptor `json:"manifests"`
-	}
-	if err := json.Unmarshal(data, &idx); err != nil || len(idx.Manifests) == 0 {
-		return nil, fmt.Errorf("%w: %s: index.json lists no manifests", ErrNotImage, file)
-	}
-	info := &Info{}
-	for _, m := range idx.Manifests {
-		blobPath := "blobs/" + strings.Replace(m.Digest, ":", "/", 1)
-		if !names[blobPath] {
-			return nil, fmt.Errorf("%w: %s: index.json points at %s, which the archive lacks", ErrNotImage, file, blobPath)
-		}
-		if n := m.Annotations[AnnotationImageName]; n != "" {
-			info.Names = append(info.Names, n)
-		}
-		if m.Platform != nil {
-			info.Archs = append(info.Archs, m.Platform.Architecture)
-		} else if arch := configArch(members, blobPath); arch != "" {
-			info.Archs = append(info.Archs, arch)
-		}
-	}
-	return info, nil
-}
-
-// configArch follows a manifest to its config for the architecture.
-func configArch(members map[string][]byte, manifest string) string {
-	var m struct {
-		Config Descriptor `json:"config"`
-	}
-	if json.Unmarshal(members[manifest], &m) != nil {
-		return ""
-	}
-	var c struct {
-		Architecture string `json:"architecture"`
-	}
-	json.Unmarshal(members["blobs/"+strings.Replace(m.Config.Digest, ":", "/", 1)], &c)
-	return c.Architecture
-}
-
-func inspectDocker(file string, data []byte, names map[string]bool) (*Info, error) {
-	var ms []struct {
-		Config   string
-		RepoTags []string
-		Layers   []string
-	}
-	if err := json.Unmarshal(data, &ms); err != nil || len(ms) == 0 {
-		return nil, fmt.Errorf("%w: %s: manifest.json lists no images", ErrNotImage, file)
-	}
-	info := &Info{}
-	for _, m := range ms {
-		for _, l := range append([]string{m.Config}, m.Layers...) {
-			if !names[path.Clean(l)] {
-				return nil, fmt.Errorf("%w: %s: manifest.json names %s, which the archive lacks", ErrNotImage, file, l)
-			}
-		}
-		info.Names = append(info.Names, m.RepoTags...)
-	}
-	return info, nil
 }

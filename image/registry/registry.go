@@ -4,7 +4,9 @@
 // build bakes in and the node imports at boot. Blobs are kept in a cache
 // keyed by digest, so a rebuild fetches nothing that has not changed, and
 // the digest each reference last resolved to is recorded, so a build with
-// --offline still works.
+// --offline still works. Layers are streamed to disk and checked against
+// their digest; only manifests, indexes and configs are read into memory,
+// and only up to 8 MiB each.
 //
 // The HTTP side is containerd's remotes/docker resolver: token and basic
 // auth, the Docker Hub name rules, and per-registry mirrors and TLS in
@@ -36,6 +38,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cairn-os/cairn/internal/atomicfile"
+	"github.com/cairn-os/cairn/internal/limited"
 	"github.com/cairn-os/cairn/internal/progress"
 )
 
@@ -285,10 +288,19 @@ func (p *Puller) blob(ctx context.Context, f remotes.Fetcher, d ocispec.Descript
 	return true, os.Rename(tmp.Name(), dst)
 }
 
+// maxDocument bounds a manifest, index or config read into memory:
+// registries refuse manifests over 4 MiB, and configs are a few KiB.
+const maxDocument = 8 << 20
+
 func (p *Puller) readJSON(d digest.Digest, v any) error {
-	data, err := os.ReadFile(p.blobPath(d))
+	f, err := os.Open(p.blobPath(d))
 	if err != nil {
 		return err
+	}
+	defer f.Close()
+	data, err := limited.ReadAll(f, maxDocument)
+	if err != nil {
+		return fmt.Errorf("blob %s is %w, more than a manifest or config can be; the registry is broken or hostile, so pull from another", d, err)
 	}
 	return json.Unmarshal(data, v)
 }

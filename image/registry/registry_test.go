@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/cairn-os/cairn/image/oci"
+	"github.com/cairn-os/cairn/internal/limited"
 	"github.com/cairn-os/cairn/internal/registrytest"
 )
 
@@ -169,5 +174,24 @@ func TestCredentials(t *testing.T) {
 	p.DockerConfig = filepath.Join(t.TempDir(), "missing.json")
 	if u, _, err := p.credentials("registry.example:5000"); err != nil || u != "" {
 		t.Errorf("no config file: %q, %v; want anonymous", u, err)
+	}
+}
+
+// TestHugeManifest: a manifest over the cap in the cache (as a hostile
+// registry could have sent it) is refused, not read whole into memory.
+func TestHugeManifest(t *testing.T) {
+	data := []byte(`{"schemaVersion":2}` + strings.Repeat(" ", maxDocument))
+	d := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(data), Size: int64(len(data))}
+	p := &Puller{Cache: t.TempDir(), Offline: true}
+	os.MkdirAll(filepath.Dir(p.blobPath(d.Digest)), 0o755)
+	if err := os.WriteFile(p.blobPath(d.Digest), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.record("registry.test/huge:1", d); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Pull(context.Background(), "registry.test/huge:1", "arm64")
+	if !errors.Is(err, limited.ErrTooLarge) || !strings.Contains(err.Error(), "8 MiB") {
+		t.Fatalf("Pull = %v, want an error naming the 8 MiB cap", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cairn-os/cairn/internal/limited"
+	"github.com/cairn-os/cairn/internal/progress"
 )
 
 // ErrUnsafe is wrapped when a member would be written outside the
@@ -166,7 +167,7 @@ func (x *extractor) prepare(name string) error {
 // that exists, which a hard link could share with another name).
 func (x *extractor) file(name string, r io.Reader, size int64, perm fs.FileMode) error {
 	if size > x.left {
-		return fmt.Errorf("%w: the package unpacks to more than %s; %s", limited.ErrTooLarge, limited.Size(maxExtracted), hostile)
+		return fmt.Errorf("%w: the package unpacks to more than %s; %s", limited.ErrTooLarge, progress.Size(maxExtracted), hostile)
 	}
 	x.left -= size
 	if err := x.prepare(name); err != nil {

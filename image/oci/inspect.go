@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cairn-os/cairn/internal/limited"
+	"github.com/cairn-os/cairn/internal/progress"
 )
 
 // ErrNotImage marks an archive that holds no container image.
@@ -94,7 +95,7 @@ func (a *archive) scan(want map[string]bool) (map[string]bool, map[string][]byte
 // document reads one JSON member whole, within the caps.
 func (a *archive) document(r io.Reader, name string, size int64) ([]byte, error) {
 	if a.read+size > maxDocuments {
-		return nil, fmt.Errorf("%w: %s: its JSON documents come to more than %s; pack one image per archive", ErrNotImage, a.file, limited.Size(maxDocuments))
+		return nil, fmt.Errorf("%w: %s: its JSON documents come to more than %s; pack one image per archive", ErrNotImage, a.file, progress.Size(maxDocuments))
 	}
 	data, err := limited.ReadAll(r, maxDocument)
 	if err != nil {

@@ -112,9 +112,9 @@ func TestInspectCaps(t *testing.T) {
 		pairs []string
 		cap   string
 	}{
-		{[]string{"index.json", `{"manifests":[]}` + big}, "over 100 bytes"},
-		{[]string{"manifest.json", "[]" + big}, "over 100 bytes"},
-		{append(slices.Clone(unplaced[:4]), "blobs/sha256/c", `{"architecture":"riscv64"}`+strings.Repeat(" ", 80)), "more than 150 bytes"},
+		{[]string{"index.json", `{"manifests":[]}` + big}, "over 100 B"},
+		{[]string{"manifest.json", "[]" + big}, "over 100 B"},
+		{append(slices.Clone(unplaced[:4]), "blobs/sha256/c", `{"architecture":"riscv64"}`+strings.Repeat(" ", 80)), "more than 150 B"},
 		{append(many, "index.json", "{}", "a", "", "b", "", "c", "", "d", "", "e", "", "f", "", "g", "", "h", "", "i", "", "j", ""), "more than 10 members"},
 	} {
 		_, err := Inspect(archiveOf(t, tc.pairs...))

@@ -191,7 +191,7 @@ func TestHugeManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := p.Pull(context.Background(), "registry.test/huge:1", "arm64")
-	if !errors.Is(err, limited.ErrTooLarge) || !strings.Contains(err.Error(), "8 MiB") {
+	if !errors.Is(err, limited.ErrTooLarge) || !strings.Contains(err.Error(), "8.0 MiB") {
 		t.Fatalf("Pull = %v, want an error naming the 8 MiB cap", err)
 	}
 }

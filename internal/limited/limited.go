@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/cairn-os/cairn/internal/progress"
 )
 
 // ErrTooLarge is wrapped when a stream holds more than its limit.
@@ -23,21 +25,7 @@ func ReadAll(r io.Reader, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w (over %s)", ErrTooLarge, Size(limit))
+		return nil, fmt.Errorf("%w (over %s)", ErrTooLarge, progress.Size(limit))
 	}
 	return data, nil
-}
-
-// Size writes n bytes in the largest binary unit that divides it, so a
-// limit reads as people set it ("4 MiB", "1500 bytes").
-func Size(n int64) string {
-	for _, u := range []struct {
-		shift uint
-		name  string
-	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
-		}
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

@@ -18,11 +18,3 @@ func TestReadAll(t *testing.T) {
 		}
 	}
 }
-
-func TestSize(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 bytes", 1500: "1500 bytes", 4 << 20: "4 MiB", 16 << 30: "16 GiB", 3 << 10: "3 KiB"} {
-		if got := Size(n); got != want {
-			t.Errorf("Size(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

@@ -64,8 +64,13 @@ func (r *testRepo) publish(t *testing.T, packages []byte) {
 	d := filepath.Join(r.dir, "dists/test/main/binary-arm64")
 	must(t, os.MkdirAll(d, 0o755))
 	must(t, os.WriteFile(filepath.Join(d, "Packages.gz"), gz.Bytes(), 0o644))
-	release := fmt.Sprintf("Origin: test\nSuite: test\nComponents: main\nSHA256:\n %s %d main/binary-arm64/Packages\n %s %d main/binary-arm64/Packages.gz\n",
-		hexsum(packages), len(packages), hexsum(gz.Bytes()), gz.Len())
+	r.sign(t, fmt.Sprintf("Origin: test\nSuite: test\nComponents: main\nSHA256:\n %s %d main/binary-arm64/Packages\n %s %d main/binary-arm64/Packages.gz\n",
+		hexsum(packages), len(packages), hexsum(gz.Bytes()), gz.Len()))
+}
+
+// sign writes release as the suite's InRelease, signed by the repository's
+// key.
+func (r *testRepo) sign(t *testing.T, release string) {
 	var signed bytes.Buffer
 	sw, err := clearsign.Encode(&signed, r.entity.PrivateKey, nil)
 	if err != nil {

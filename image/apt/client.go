@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/internal/atomicfile"
+	"github.com/cairn-os/cairn/internal/limited"
 	"github.com/cairn-os/cairn/internal/progress"
 	"github.com/ulikunitz/xz"
 )
@@ -103,7 +104,7 @@ func (c *Client) release(ctx context.Context, s Source) (*Release, error) {
 			return nil, fmt.Errorf("%w: %s (run one build online first, or use --debs)", ErrOffline, u)
 		}
 	} else {
-		data, err = c.get(ctx, u, 0)
+		data, err = c.get(ctx, u, maxRelease)
 		if err != nil {
 			return nil, err
 		}
@@ -136,14 +137,14 @@ func (c *Client) packages(ctx context.Context, s Source, name string, rel *Relea
 		if !ok {
 			continue
 		}
-		raw, err := c.get(ctx, base+name+ext, 0)
+		raw, err := c.get(ctx, base+name+ext, comp.Size)
 		if err != nil {
 			return nil, err
 		}
 		if sum(raw) != comp.SHA256 {
 			return nil, fmt.Errorf("%w: %s%s%s", ErrChecksum, base, name, ext)
 		}
-		data, err := decompress(raw, ext)
+		data, err := decompress(raw, ext, want.Size)
 		if err != nil {
 			return nil, fmt.Errorf("%s%s%s: %w", base, name, ext, err)
 		}
@@ -155,7 +156,8 @@ func (c *Client) packages(ctx context.Context, s Source, name string, rel *Relea
 	return nil, fmt.Errorf("%s: the release lists %s but no file for it", base, name)
 }
 
-func decompress(raw []byte, ext string) ([]byte, error) {
+// decompress unpacks an index, to at most the size the release gives.
+func decompress(raw []byte, ext string, size int64) ([]byte, error) {
 	var r io.Reader = bytes.NewReader(raw)
 	var err error
 	switch ext {
@@ -167,7 +169,11 @@ func decompress(raw []byte, ext string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(r)
+	data, err := limited.ReadAll(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("its contents are %w for the size the release gives; the archive is broken or hostile, so use another", err)
+	}
+	return data, nil
 }
 
 // Fetch returns the path of the package's .deb in the cache, downloading and
@@ -198,58 +204,99 @@ func (c *Client) Fetch(ctx context.Context, p *Package) (string, error) {
 	return path, writeAtomic(path, data)
 }
 
-func (c *Client) get(ctx context.Context, u string, size int64) ([]byte, error) {
+// Bounds on what the client reads and waits for. A body whose size the
+// signed metadata gives is read up to that size and no further.
+const (
+	maxRelease  = 8 << 20 // an InRelease file; Debian's and Ubuntu's are under 300 KiB
+	httpTimeout = 10 * time.Minute
+)
+
+var defaultHTTP = &http.Client{Timeout: httpTimeout}
+
+// get reads u whole, but never more than limit bytes: a longer body is
+// refused, not retried. Other failures are retried twice.
+func (c *Client) get(ctx context.Context, u string, limit int64) ([]byte, error) {
 	if rest, ok := strings.CutPrefix(u, "file://"); ok {
-		data, err := os.ReadFile(rest)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", u, err)
-		}
-		return data, nil
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Minute}
+		return readFile(rest, u, limit)
 	}
 	var lastErr error
 	for attempt := range 3 {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * time.Second)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
+		if err := sleep(ctx, time.Duration(attempt)*time.Second); err != nil {
 			return nil, err
 		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			lastErr = fmt.Errorf("fetch %s: %w", u, err)
-			continue
+		data, retry, err := c.try(ctx, u, limit)
+		if err == nil || !retry {
+			return data, err
 		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			lastErr = fmt.Errorf("fetch %s: %s", u, resp.Status)
-			if resp.StatusCode == http.StatusNotFound {
-				return nil, lastErr
-			}
-			continue
-		}
-		var body io.Reader = resp.Body
-		var bar *progress.Bar
-		if c.Out != nil && size > 1<<20 {
-			bar = progress.New(c.Out, "fetch "+filepath.Base(u), size)
-			body = bar.Reader(body)
-		}
-		data, err := io.ReadAll(body)
-		resp.Body.Close()
-		if err != nil {
-			lastErr = fmt.Errorf("fetch %s: %w", u, err)
-			continue
-		}
-		if bar != nil {
-			bar.Done()
-		}
-		return data, nil
+		lastErr = err
 	}
 	return nil, lastErr
+}
+
+// try is one request of get.
+func (c *Client) try(ctx context.Context, u string, limit int64) (data []byte, retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, true, fmt.Errorf("fetch %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, resp.StatusCode != http.StatusNotFound, fmt.Errorf("fetch %s: %s", u, resp.Status)
+	}
+	var body io.Reader = resp.Body
+	var bar *progress.Bar
+	if c.Out != nil && resp.ContentLength > 1<<20 {
+		bar = progress.New(c.Out, "fetch "+filepath.Base(u), resp.ContentLength)
+		body = bar.Reader(body)
+	}
+	if data, err = limited.ReadAll(body, limit); err != nil {
+		return nil, !errors.Is(err, limited.ErrTooLarge), bodyError(u, err)
+	}
+	if bar != nil {
+		bar.Done()
+	}
+	return data, false, nil
+}
+
+func readFile(path, u string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", u, err)
+	}
+	defer f.Close()
+	data, err := limited.ReadAll(f, limit)
+	if err != nil {
+		return nil, bodyError(u, err)
+	}
+	return data, nil
+}
+
+// bodyError explains a body that could not be read, or was too long.
+func bodyError(u string, err error) error {
+	if errors.Is(err, limited.ErrTooLarge) {
+		return fmt.Errorf("fetch %s: the response is %w, longer than the signed index gives or the cap allows; the mirror is broken or hostile, so use another", u, err)
+	}
+	return fmt.Errorf("fetch %s: %w", u, err)
+}
+
+// sleep waits d, or less if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func sum(b []byte) string {

@@ -116,7 +116,7 @@ func parsePackages(data []byte, base string, ix *Index) error {
 			p.SHA256 = v
 		case "Size":
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
+			if err != nil || n < 0 {
 				return fmt.Errorf("package %s: bad Size %q", p.Name, v)
 			}
 			p.Size = n

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
@@ -24,6 +25,12 @@ type testRepo struct {
 	entity  *openpgp.Entity
 	keyring string
 	debs    map[string][]byte
+	head    string // the release's fields before Components
+}
+
+// releaseHead is the start of a release for suite test dated d.
+func releaseHead(d time.Time) string {
+	return "Origin: test\nSuite: test\nDate: " + d.UTC().Format(time.RFC1123) + "\n"
 }
 
 func newTestRepo(t *testing.T, pkgs map[string]string) *testRepo {
@@ -37,7 +44,7 @@ func newTestRepo(t *testing.T, pkgs map[string]string) *testRepo {
 	if err := ent.Serialize(&kr); err != nil {
 		t.Fatal(err)
 	}
-	r := &testRepo{dir: dir, entity: ent, keyring: filepath.Join(dir, "key.gpg"), debs: map[string][]byte{}}
+	r := &testRepo{dir: dir, entity: ent, keyring: filepath.Join(dir, "key.gpg"), debs: map[string][]byte{}, head: releaseHead(time.Now())}
 	must(t, os.WriteFile(r.keyring, kr.Bytes(), 0o644))
 	var index strings.Builder
 	for name, deps := range pkgs {
@@ -64,7 +71,7 @@ func (r *testRepo) publish(t *testing.T, packages []byte) {
 	d := filepath.Join(r.dir, "dists/test/main/binary-arm64")
 	must(t, os.MkdirAll(d, 0o755))
 	must(t, os.WriteFile(filepath.Join(d, "Packages.gz"), gz.Bytes(), 0o644))
-	r.sign(t, fmt.Sprintf("Origin: test\nSuite: test\nComponents: main\nSHA256:\n %s %d main/binary-arm64/Packages\n %s %d main/binary-arm64/Packages.gz\n",
+	r.sign(t, fmt.Sprintf(r.head+"Components: main\nSHA256:\n %s %d main/binary-arm64/Packages\n %s %d main/binary-arm64/Packages.gz\n",
 		hexsum(packages), len(packages), hexsum(gz.Bytes()), gz.Len()))
 }
 

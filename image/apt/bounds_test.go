@@ -60,7 +60,7 @@ func TestIndexBoundedByRelease(t *testing.T) {
 	w.Write(packages)
 	w.Close()
 	must(t, os.WriteFile(filepath.Join(repo.dir, "dists/test/main/binary-arm64/Packages.gz"), gz.Bytes(), 0o644))
-	repo.sign(t, fmt.Sprintf("Suite: test\nSHA256:\n %s %d main/binary-arm64/Packages\n %s %d main/binary-arm64/Packages.gz\n",
+	repo.sign(t, fmt.Sprintf(repo.head+"SHA256:\n %s %d main/binary-arm64/Packages\n %s %d main/binary-arm64/Packages.gz\n",
 		hexsum(packages), 10, hexsum(gz.Bytes()), gz.Len()))
 	if _, err := repo.client(t).Index(context.Background()); !errors.Is(err, limited.ErrTooLarge) {
 		t.Errorf("Packages.gz unpacking past its size: %v, want ErrTooLarge", err)

@@ -39,6 +39,7 @@ type Client struct {
 	Log     *slog.Logger
 	Out     io.Writer // progress output; nil for none
 	HTTP    *http.Client
+	Now     func() time.Time // the clock releases' Valid-Until is read by; nil for time.Now
 }
 
 // DefaultCache is the user's cache folder for cairn.
@@ -96,7 +97,7 @@ func (c *Client) release(ctx context.Context, s Source) (*Release, error) {
 		return nil, fmt.Errorf("%s %s: %w", s.URI, s.Suite, err)
 	}
 	u := s.URI + "/dists/" + s.Suite + "/InRelease"
-	cached := filepath.Join(c.Cache, "releases", url.PathEscape(strings.TrimPrefix(u, "file://")))
+	cached := filepath.Join(c.Cache, "releases", escape(u))
 	var data []byte
 	if c.Offline {
 		data, err = os.ReadFile(cached)
@@ -113,12 +114,20 @@ func (c *Client) release(ctx context.Context, s Source) (*Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (check that keyring %s signs this archive)", u, err, s.Keyring)
 	}
+	if err := c.fresh(u, s.Suite, rel); err != nil {
+		return nil, err
+	}
 	if !c.Offline {
 		if err := writeAtomic(cached, data); err != nil {
 			return nil, err
 		}
 	}
 	return rel, nil
+}
+
+// escape makes a URL one file name of the cache.
+func escape(u string) string {
+	return url.PathEscape(strings.TrimPrefix(u, "file://"))
 }
 
 // packages returns the uncompressed Packages file whose sha256 the release

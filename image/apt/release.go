@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
@@ -18,8 +19,11 @@ var ErrSignature = errors.New("bad repository signature")
 
 // Release is a verified InRelease file.
 type Release struct {
-	Components []string
-	Files      map[string]FileHash // by path relative to dists/SUITE/
+	Suite, Codename string
+	Date            time.Time // zero when the release has none
+	ValidUntil      time.Time // zero when the release has none
+	Components      []string
+	Files           map[string]FileHash // by path relative to dists/SUITE/
 }
 
 // FileHash is one entry of the release's SHA256 list.
@@ -71,12 +75,41 @@ func parseRelease(text []byte) (*Release, error) {
 		}
 		k, v, _ := strings.Cut(line, ":")
 		inSHA = k == "SHA256"
-		if k == "Components" {
-			r.Components = strings.Fields(v)
+		if err := r.field(k, strings.TrimSpace(v)); err != nil {
+			return nil, err
 		}
 	}
 	if len(r.Files) == 0 {
 		return nil, fmt.Errorf("%w: the release lists no SHA256 sums", ErrSignature)
 	}
 	return r, nil
+}
+
+// field records one of the release's single-line fields.
+func (r *Release) field(k, v string) error {
+	var err error
+	switch k {
+	case "Suite":
+		r.Suite = v
+	case "Codename":
+		r.Codename = v
+	case "Components":
+		r.Components = strings.Fields(v)
+	case "Date":
+		r.Date, err = parseDate(k, v)
+	case "Valid-Until":
+		r.ValidUntil, err = parseDate(k, v)
+	}
+	return err
+}
+
+// parseDate reads a release date, RFC 2822 style as Debian writes it
+// ("Sat, 10 Aug 2024 09:31:18 UTC"; a numeric zone also occurs).
+func parseDate(k, v string) (time.Time, error) {
+	for _, layout := range []string{"Mon, 2 Jan 2006 15:04:05 MST", "Mon, 2 Jan 2006 15:04:05 -0700"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w: the release's %s %q is not a date", ErrStale, k, v)
 }

@@ -20,7 +20,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, ext := range []string{".gz", ".xz", ".zst", ""} {
 		path := writeDeb(t, debBytes(t, control, ext,
 			dir("./"), dir("./usr/"), dir("./usr/bin/"),
-			m{name: "./usr/bin/hello", typ: '0', body: "#!/bin/sh\n", mode: 0o4755},
+			m{Name: "./usr/bin/hello", Type: '0', Body: "#!/bin/sh\n", Mode: 0o4755},
 			hardlink("./usr/bin/hi", "./usr/bin/hello"),
 			symlink("./usr/bin/hey", "hello"),
 			symlink("./usr/bin/sh", "/usr/bin/dash"), // meant for the target system

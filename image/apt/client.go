@@ -192,13 +192,8 @@ func (c *Client) Fetch(ctx context.Context, p *Package) (string, error) {
 		return p.Local, nil
 	}
 	path := filepath.Join(c.Cache, "debs", p.SHA256+".deb")
-	if f, err := os.Open(path); err == nil {
-		h := sha256.New()
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err == nil && hex.EncodeToString(h.Sum(nil)) == p.SHA256 {
-			return path, nil
-		}
+	if got, err := FileSum(path); err == nil && got == p.SHA256 {
+		return path, nil
 	}
 	if c.Offline {
 		return "", fmt.Errorf("%w: %s (run one build online first, or use --debs)", ErrOffline, p)
@@ -306,6 +301,21 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// FileSum is the hex sha256 of a file's contents, the key the cache keeps
+// packages and their extractions by.
+func FileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func sum(b []byte) string {

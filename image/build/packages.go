@@ -26,8 +26,10 @@ func (s *supply) unpack(ctx context.Context, p *apt.Package) (string, error) {
 		return "", err
 	}
 	key := p.SHA256
-	if key == "" { // a local .deb: key by name and version
-		key = strings.NewReplacer("/", "_", ":", "_").Replace(p.Name + "_" + p.Version + "_" + p.Arch)
+	if key == "" { // a local .deb: no index gives its sum
+		if key, err = apt.FileSum(path); err != nil {
+			return "", err
+		}
 	}
 	dest := filepath.Join(s.client.Cache, "extract", key)
 	if _, err := os.Stat(dest); err == nil {

@@ -78,7 +78,9 @@ func decompressor(r io.Reader, ext string) (io.Reader, func(), error) {
 		}
 		return g, func() { g.Close() }, nil
 	case ".zst":
-		z, err := zstd.NewReader(r)
+		// zstd's own default window cap is 512 MiB; dpkg-deb writes
+		// at most 128 MiB windows (--long=27).
+		z, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -78,8 +78,8 @@ func decompressor(r io.Reader, ext string) (io.Reader, func(), error) {
 		}
 		return g, func() { g.Close() }, nil
 	case ".zst":
-		// zstd's own default window cap is 512 MiB; dpkg-deb writes
-		// at most 128 MiB windows (--long=27).
+		// The decoder's own window cap is 512 MiB; packages are
+		// compressed with far smaller windows, so 128 MiB leaves room.
 		z, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			return nil, nil, err

@@ -51,7 +51,7 @@ func VerifyRelease(data []byte, keys openpgp.EntityList) (*Release, error) {
 		return nil, fmt.Errorf("%w: InRelease is not clear-signed", ErrSignature)
 	}
 	if _, err := block.VerifySignature(keys, nil); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
+		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
 	}
 	return parseRelease(block.Plaintext)
 }

@@ -1,7 +1,7 @@
 // Package dns is the cluster's DNS server, run by cairnd on every server:
 // it answers <service>.<namespace>.svc.<domain> with the Service's cluster
 // IPs, from a watch of the Services, and forwards every other name to the
-// node's own resolvers. The kube-dns Service (the address the kubelet puts
+// node's own resolvers, for pods and the nodes' own networks only. The kube-dns Service (the address the kubelet puts
 // in pods' resolv.conf) points at the servers through an EndpointSlice
 // cairn maintains. See docs/adr/0003 for why this replaces CoreDNS.
 package dns
@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,9 +55,13 @@ func (r *Records) get(key string) ([]net.IP, bool) {
 type Server struct {
 	Domain    string   // cluster.local
 	Upstreams []string // host:port of the resolvers other names go to
-	Records   *Records
-	Log       *slog.Logger
-	client    dns.Client
+	// Clients are the sources whose other names are forwarded (pods, the
+	// nodes' networks); others get REFUSED, so the server is no open
+	// resolver for whoever reaches its port 53. Loopback always may.
+	Clients []netip.Prefix
+	Records *Records
+	Log     *slog.Logger
+	client  dns.Client
 }
 
 // ServeDNS implements dns.Handler.
@@ -73,7 +79,24 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		w.WriteMsg(s.answer(req, q, strings.TrimSuffix(name, "."+zone)))
 		return
 	}
+	if !s.mayRecurse(w.RemoteAddr()) {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
+		w.WriteMsg(m)
+		return
+	}
 	w.WriteMsg(s.forward(req))
+}
+
+// mayRecurse says whether the client at addr is one whose queries for
+// names outside the cluster are forwarded.
+func (s *Server) mayRecurse(addr net.Addr) bool {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	return ip.IsLoopback() || slices.ContainsFunc(s.Clients, func(p netip.Prefix) bool { return p.Contains(ip) })
 }
 
 // answer resolves a name inside the cluster domain (rel is the name

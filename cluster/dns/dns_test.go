@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -87,4 +88,45 @@ func listen(t *testing.T, ctx context.Context, s *Server) string {
 	}
 	t.Fatalf("the server did not start on %s", addr)
 	return ""
+}
+
+// recorder is a dns.ResponseWriter that keeps the reply and claims a
+// client address.
+type recorder struct {
+	dns.ResponseWriter
+	from  net.Addr
+	reply *dns.Msg
+}
+
+func (r *recorder) RemoteAddr() net.Addr      { return r.from }
+func (r *recorder) WriteMsg(m *dns.Msg) error { r.reply = m; return nil }
+
+// TestNoOpenResolver asks for an outside name from a pod, a node on the
+// server's network, loopback and a stranger: only the stranger is refused,
+// and still gets answers for the cluster's own names.
+func TestNoOpenResolver(t *testing.T) {
+	recs := &Records{}
+	recs.Set("hello", "default", []net.IP{net.ParseIP("10.43.0.20")})
+	srv := &Server{Domain: "cluster.local", Records: recs, Upstreams: nil,
+		Clients: []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16"), netip.MustParsePrefix("192.168.1.0/24")}}
+	for _, tc := range []struct {
+		from  net.Addr
+		name  string
+		rcode int
+	}{
+		{&net.UDPAddr{IP: net.ParseIP("10.42.1.7"), Port: 5353}, "example.org.", dns.RcodeServerFailure}, // forwarded; no upstream here
+		{&net.TCPAddr{IP: net.ParseIP("192.168.1.20"), Port: 5353}, "example.org.", dns.RcodeServerFailure},
+		{&net.UDPAddr{IP: net.ParseIP("::ffff:192.168.1.20"), Port: 5353}, "example.org.", dns.RcodeServerFailure},
+		{&net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5353}, "example.org.", dns.RcodeServerFailure},
+		{&net.UDPAddr{IP: net.ParseIP("203.0.113.9"), Port: 5353}, "example.org.", dns.RcodeRefused},
+		{&net.UDPAddr{IP: net.ParseIP("203.0.113.9"), Port: 5353}, "hello.default.svc.cluster.local.", dns.RcodeSuccess},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(tc.name, dns.TypeA)
+		w := &recorder{from: tc.from}
+		srv.ServeDNS(w, m)
+		if w.reply == nil || w.reply.Rcode != tc.rcode {
+			t.Errorf("%s asks %s: %v, want rcode %s", tc.from, tc.name, w.reply, dns.RcodeToString[tc.rcode])
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,7 +148,8 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, cs kubernetes.Interface, self net.IP) {
 	recs := &dns.Records{}
 	dns.Watch(ctx, cs, recs)
-	srv := &dns.Server{Domain: ClusterDomain, Upstreams: dns.Upstreams("/etc/resolv.conf", ClusterDNSIP), Records: recs, Log: s.Log}
+	srv := &dns.Server{Domain: ClusterDomain, Upstreams: dns.Upstreams("/etc/resolv.conf", ClusterDNSIP), Records: recs, Log: s.Log,
+		Clients: append(hostNetworks(), netip.MustParsePrefix(ClusterCIDR))}
 	wg.Go(func() {
 		if err := srv.ListenAndServe(ctx, net.JoinHostPort(self.String(), "53")); err != nil {
 			s.Log.Error("cluster DNS stopped", "err", err)
@@ -192,6 +194,27 @@ func hostIPs() []net.IP {
 		}
 	}
 	return append(v4, v6...)
+}
+
+// hostNetworks are the networks of the node's global unicast addresses:
+// the nodes (and their host-network pods) that may use cluster DNS to
+// resolve outside names.
+func hostNetworks() []netip.Prefix {
+	var out []netip.Prefix
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || !n.IP.IsGlobalUnicast() {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(n.IP)
+		ones, size := n.Mask.Size()
+		if ip = ip.Unmap(); ip.Is4() {
+			ones -= size - 32 // a 16-byte mask for an IPv4 address
+		}
+		out = append(out, netip.PrefixFrom(ip, ones).Masked())
+	}
+	return out
 }
 
 // waitReady polls /readyz with the admin certificate.

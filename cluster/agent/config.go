@@ -94,7 +94,10 @@ type Node struct {
 }
 
 // kubeletConfig is a KubeletConfiguration for cgroup v2 without systemd,
-// with the thresholds of a small edge disk.
+// with the thresholds of a small edge disk. Containers get the runtime's
+// default seccomp profile; the kubelet refuses to start when the kernel
+// settings it relies on differ from KernelDefaults (set before it starts),
+// and serves TLS 1.2 or later.
 func kubeletConfig(n Node) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -124,6 +127,9 @@ rotateCertificates: false
 serverTLSBootstrap: false
 tlsCertFile: %q
 tlsPrivateKeyFile: %q
+tlsMinVersion: VersionTLS12
+protectKernelDefaults: true
+seccompDefault: true
 `, n.ClientCA, ContainerdSock, n.ClusterDNS, n.Domain, n.TLSCert, n.TLSKey)
 }
 

@@ -53,7 +53,6 @@ func (p Paths) components(etcd string, advertise net.IP, extra map[string][]stri
 		"audit-log-maxsize":                  "50",
 		"allow-privileged":                   "true",
 		"profiling":                          "false",
-		"enable-bootstrap-token-auth":        "true",
 	}
 	cm := map[string]string{
 		"kubeconfig":                       p.KubeconfigFor("kube-controller-manager"),

@@ -116,6 +116,9 @@ day are bit-for-bit identical.`,
 			if kc != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: admin kubeconfig for cluster %s\n", kc, cfg.Cluster.ClusterName())
 			}
+			if filepath.Base(kc) != "kubeconfig" && kc != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is another cluster's and was left as it was\n", filepath.Join(filepath.Dir(kc), "kubeconfig"))
+			}
 			return nil
 		},
 	}

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -77,10 +79,22 @@ func (ci *clusterImage) writeKubeconfig(cfg *configs.Config, board *boards.Profi
 		return "", err
 	}
 	path := filepath.Join(filepath.Dir(output), "kubeconfig")
+	if old, err := os.ReadFile(path); err == nil && !ci.owns(old) {
+		// Another cluster's server was built into this folder: keep its
+		// kubeconfig, and name this one after its cluster.
+		path = filepath.Join(filepath.Dir(output), cfg.Cluster.ClusterName()+".kubeconfig")
+	}
 	if err := atomicfile.Write(path, kc, 0o600); err != nil {
 		return "", err
 	}
 	return path, nil
+}
+
+// owns says whether a kubeconfig is for this image's cluster (it trusts
+// the cluster's server CA).
+func (ci *clusterImage) owns(kubeconfig []byte) bool {
+	kc, err := identity.ParseKubeconfig(kubeconfig)
+	return err == nil && bytes.Equal(kc.CAPEM, ci.bundle.ServerCA.CertPEM)
 }
 
 // serverHost is where kubectl on this machine reaches the server: the

@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/cluster/identity"
 	"github.com/cairn-os/cairn/configs"
 )
@@ -35,4 +39,39 @@ func TestClusterSecretsPerRole(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(agt.files)); !slices.Equal(got, []string{identity.FileToken}) {
 		t.Errorf("the agent image carries %v, want the token alone", got)
 	}
+}
+
+// TestKubeconfigOfAnotherCluster builds the servers of two clusters into
+// one folder: the first one's kubeconfig stays, the second gets its own.
+func TestKubeconfigOfAnotherCluster(t *testing.T) {
+	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	board, _ := boards.Get("qemu-arm64")
+	out := filepath.Join(t.TempDir(), "server.img")
+	kubeconfigs := map[string]string{}
+	for _, name := range []string{"lab", "shop", "lab"} {
+		cfg := &configs.Config{Node: configs.Node{Cluster: &configs.Cluster{Name: name, Role: "server"}}}
+		ci, err := clusterSecrets(log, cfg, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, err := ci.writeKubeconfig(cfg, board, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kc, err := identity.ParseKubeconfig(must(os.ReadFile(path))); err != nil || !bytes.Equal(kc.CAPEM, ci.bundle.ServerCA.CertPEM) {
+			t.Errorf("%s: %s is not this cluster's kubeconfig (%v)", name, path, err)
+		}
+		kubeconfigs[name] = filepath.Base(path)
+	}
+	if kubeconfigs["lab"] != "kubeconfig" || kubeconfigs["shop"] != "shop.kubeconfig" {
+		t.Errorf("kubeconfigs: %v", kubeconfigs)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

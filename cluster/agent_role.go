@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-os/cairn/cluster/server"
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/internal/atomicfile"
+	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // runAgent joins the server named in the config with the image's token,
@@ -61,23 +62,22 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 	var nodeIP net.IP
 	var keys *join.Keys
 	var resp *join.Response
-	for backoff := 5 * time.Second; ; backoff = min(2*backoff, 2*time.Minute) {
-		nodeIP, err = agentIP(c)
-		if err == nil {
-			var req *join.Request
-			if req, keys, err = join.NewRequest(hostname, password, []net.IP{nodeIP}); err != nil {
-				return err
-			}
-			if resp, err = join.Do(ctx, c.Server, tok, req); err == nil {
-				break
-			}
+	err = retry.Until(ctx, retry.Backoff{Min: 5 * time.Second, Max: 2 * time.Minute}, func(ctx context.Context) error {
+		if nodeIP, err = agentIP(c); err != nil {
+			return err
 		}
-		log.Error("joining the server failed; retrying", "server", c.Server, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		req, k, err := join.NewRequest(hostname, password, []net.IP{nodeIP})
+		if err != nil {
+			return err
 		}
+		keys = k
+		resp, err = join.Do(ctx, c.Server, tok, req)
+		return err
+	}, func(err error, wait time.Duration) {
+		log.Error("joining the server failed; retrying", "server", c.Server, "err", err, "in", wait)
+	})
+	if err != nil {
+		return err
 	}
 	log.Info("joined the server", "server", c.Server, "node", hostname, "nodeIP", nodeIP)
 	if damaged {

@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-os/cairn/cluster/overlay"
 	"github.com/cairn-os/cairn/cluster/supervise"
 	"github.com/cairn-os/cairn/internal/atomicfile"
+	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // Agent is the node side of one machine.
@@ -113,14 +114,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.watchReady(ctx, func() {
 		startProxy()
 		wg.Go(func() {
-			for backoff := 5 * time.Second; ctx.Err() == nil; backoff = min(2*backoff, time.Minute) {
-				if err := a.runOverlay(ctx); err != nil && ctx.Err() == nil {
-					a.Log.Error("pod network between nodes failed; retrying", "err", err, "in", backoff)
+			b := retry.Backoff{Min: 5 * time.Second, Max: time.Minute}
+			for ctx.Err() == nil {
+				err := a.runOverlay(ctx)
+				if ctx.Err() != nil {
+					return
 				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(backoff):
-				}
+				wait := b.Next()
+				a.Log.Error("pod network between nodes failed; retrying", "err", err, "in", wait)
+				retry.Sleep(ctx, wait)
 			}
 		})
 	})

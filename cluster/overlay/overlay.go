@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // The VXLAN network every node joins. 8472 is the Linux default port,
@@ -81,17 +83,14 @@ func (o *Overlay) Run(ctx context.Context) error {
 		return fmt.Errorf("VXLAN device: %w", err)
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, MACAnnotation, link.Attrs().HardwareAddr)
-	for backoff := time.Second; ; backoff = min(2*backoff, time.Minute) {
+	err = retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, func(ctx context.Context) error {
 		_, err := o.Self.CoreV1().Nodes().Patch(ctx, o.Node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-		if err == nil {
-			break
-		}
-		o.Log.Warn("publishing the VXLAN MAC; retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
+		return err
+	}, func(err error, wait time.Duration) {
+		o.Log.Warn("publishing the VXLAN MAC; retrying", "err", err, "in", wait)
+	})
+	if err != nil {
+		return err
 	}
 	o.Log.Info("pod network ready", "device", Device, "podCIDR", cidr, "mac", link.Attrs().HardwareAddr)
 

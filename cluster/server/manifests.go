@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/cairn-os/cairn/cluster/manifest"
+	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // The server's record of the objects it applied from manifests, so that it
@@ -74,17 +75,15 @@ func newManifests(cfg *rest.Config, dir string, log *slog.Logger) (*manifests, e
 // run syncs now and every SyncInterval until ctx ends; a sync with
 // failures is tried again sooner.
 func (m *manifests) run(ctx context.Context) {
-	for backoff := 5 * time.Second; ctx.Err() == nil; {
+	b := retry.Backoff{Min: 5 * time.Second, Max: SyncInterval}
+	for ctx.Err() == nil {
 		wait := SyncInterval
-		if !m.sync(ctx) {
-			wait, backoff = backoff, min(2*backoff, SyncInterval)
+		if m.sync(ctx) {
+			b.Reset()
 		} else {
-			backoff = 5 * time.Second
+			wait = b.Next()
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		retry.Sleep(ctx, wait)
 	}
 }
 

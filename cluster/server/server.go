@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-os/cairn/cluster/join"
 	"github.com/cairn-os/cairn/cluster/supervise"
 	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/internal/retry"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -156,17 +157,11 @@ func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, cs kubernetes
 		}
 	})
 	wg.Go(func() {
-		for backoff := time.Second; ctx.Err() == nil; backoff = min(2*backoff, time.Minute) {
-			err := dns.EnsureService(ctx, cs, ClusterDNSIP, self, s.Log)
-			if err == nil {
-				return
-			}
-			s.Log.Warn("cluster DNS service; retrying", "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-		}
+		retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, func(ctx context.Context) error {
+			return dns.EnsureService(ctx, cs, ClusterDNSIP, self, s.Log)
+		}, func(err error, wait time.Duration) {
+			s.Log.Warn("cluster DNS service; retrying", "err", err, "in", wait)
+		})
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-os/cairn/internal/atomicfile"
 	"github.com/cairn-os/cairn/internal/limited"
 	"github.com/cairn-os/cairn/internal/progress"
+	"github.com/cairn-os/cairn/internal/retry"
 	"github.com/ulikunitz/xz"
 )
 
@@ -224,12 +225,15 @@ func (c *Client) get(ctx context.Context, u string, limit int64) ([]byte, error)
 		return readFile(rest, u, limit)
 	}
 	var lastErr error
+	b := retry.Backoff{Min: time.Second, Max: 2 * time.Second}
 	for attempt := range 3 {
-		if err := sleep(ctx, time.Duration(attempt)*time.Second); err != nil {
-			return nil, err
+		if attempt > 0 {
+			if err := b.Wait(ctx); err != nil {
+				return nil, err
+			}
 		}
-		data, retry, err := c.try(ctx, u, limit)
-		if err == nil || !retry {
+		data, again, err := c.try(ctx, u, limit)
+		if err == nil || !again {
 			return data, err
 		}
 		lastErr = err
@@ -289,18 +293,6 @@ func bodyError(u string, err error) error {
 		return fmt.Errorf("fetch %s: the response is %w, longer than the signed index gives or the cap allows; the mirror is broken or hostile, so use another", u, err)
 	}
 	return fmt.Errorf("fetch %s: %w", u, err)
-}
-
-// sleep waits d, or less if ctx ends first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // FileSum is the hex sha256 of a file's contents, the key the cache keeps

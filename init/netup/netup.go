@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/internal/retry"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/vishvananda/netlink"
@@ -287,27 +288,24 @@ func dhcpLoop(ctx context.Context, log *slog.Logger, l netlink.Link, st *State, 
 			first <- err
 		}
 	}
-	backoff := time.Second
+	b := retry.Backoff{Min: time.Second, Max: time.Minute}
 	for ctx.Err() == nil {
 		c, err := nclient4.New(name, nclient4.WithTimeout(4*time.Second), nclient4.WithRetry(3))
 		if err != nil {
 			report(err)
 			log.Warn("DHCP client", "iface", name, "err", err)
-			time.Sleep(backoff)
+			b.Wait(ctx)
 			continue
 		}
 		lease, err := c.Request(ctx)
 		if err != nil {
 			c.Close()
-			log.Warn("no DHCP lease yet", "iface", name, "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, time.Minute)
+			wait := b.Next()
+			log.Warn("no DHCP lease yet", "iface", name, "err", err, "retry_in", wait)
+			retry.Sleep(ctx, wait)
 			continue
 		}
-		backoff = time.Second
+		b.Reset()
 		if err := apply(l, lease.ACK, st); err != nil {
 			report(err)
 			log.Error("applying lease", "iface", name, "err", err)

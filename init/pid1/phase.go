@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // OnFail says what a failed phase means.
@@ -50,7 +52,8 @@ func runPhases(ctx context.Context, log *slog.Logger, phases []Phase) error {
 	for _, p := range phases {
 		l := log.With("phase", p.Name)
 		start := time.Now()
-		for attempt := 1; ; attempt++ {
+		b := retry.Backoff{Min: time.Second, Max: 30 * time.Second}
+		for {
 			err := p.Run(ctx, l)
 			if err == nil {
 				l.Debug("done", "took", time.Since(start).Round(time.Millisecond))
@@ -63,10 +66,8 @@ func runPhases(ctx context.Context, log *slog.Logger, phases []Phase) error {
 			if p.OnFail == Reboot {
 				return errReboot{p.Name, err}
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(min(time.Duration(attempt)*time.Second, 30*time.Second)):
+			if err := b.Wait(ctx); err != nil {
+				return err
 			}
 		}
 	}

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -73,12 +71,3 @@ func (h *consoleHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *consoleHandler) WithGroup(string) slog.Handler { return h }
-
-// console opens the console for writing; init's stdout is it already when
-// the kernel started us, but a fresh open survives a closed fd 1.
-func console() io.Writer {
-	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
-		return f
-	}
-	return os.Stdout
-}

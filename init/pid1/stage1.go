@@ -261,6 +261,7 @@ func Stage1() {
 	if err := runPhases(ctx, log, s.phases()); err != nil {
 		fatal(log, err)
 	}
+	console().Flush(5 * time.Second) // exec ends the goroutine that writes it out
 	if err := switchRoot(); err != nil {
 		fatal(log, err)
 	}
@@ -285,7 +286,9 @@ func switchRoot() error {
 func fatal(log *slog.Logger, err error) {
 	log.Error("boot failed; rebooting in 10s", "err", err)
 	unix.Sync()
-	time.Sleep(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	console().Flush(10 * time.Second)
+	time.Sleep(time.Until(deadline))
 	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	select {}
 }

@@ -1,11 +1,10 @@
 // Package supervise runs cairnd's components as child processes of the
-// same binary, restarting them with back-off and keeping their logs.
+// same binary (or as the upstream programs that replace them), through the
+// shared supervisor of internal/service.
 package supervise
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/internal/retry"
+	"github.com/cairn-os/cairn/internal/service"
 )
 
 // Component is one child process: its cairnd entry point and arguments.
@@ -109,111 +110,33 @@ func Flags(defaults map[string]string, extra []string) []string {
 }
 
 // Run runs one component as a child process of this binary (self; argv[1]
-// is its entry point) and restarts it with back-off while ctx lives. Its
-// output goes to logDir/NAME.log (kept below a size); when it exits, the
-// last lines it printed are logged with the reason.
+// is its entry point), or the upstream program that replaces it, and
+// restarts it with back-off while ctx lives. Its output goes to
+// logDir/NAME.log (kept below a size); when it exits, the last lines it
+// printed are logged with the reason.
 func Run(ctx context.Context, log *slog.Logger, self string, c Component, logDir string) {
-	backoff := time.Second
-	out := &rotating{path: filepath.Join(logDir, c.Name+".log"), max: 20 << 20}
-	defer out.Close()
-	for ctx.Err() == nil {
-		prog, argv := self, append([]string{c.Name}, c.Args...)
-		if p := Upstream(c.Name); p != "" {
-			prog, argv = p, c.Args
-		}
-		cmd := exec.CommandContext(ctx, prog, argv...)
-		cmd.Env = append(os.Environ(), c.Env...)
-		if DefaultGOGC() && prog == self && !slices.ContainsFunc(c.Env, isGOGC) {
-			cmd.Env = append(cmd.Env, "GOGC="+strconv.Itoa(GOGC))
-		}
-		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-		cmd.WaitDelay = 20 * time.Second
-		pr, pw := io.Pipe()
-		cmd.Stdout, cmd.Stderr = pw, pw
-		tail := &lastLines{n: 5}
-		copied := make(chan struct{})
-		go func() { copyLines(pr, out, tail); close(copied) }()
-		start := time.Now()
-		err := cmd.Start()
-		if err == nil {
-			log.Info("started", "component", c.Name, "program", prog, "pid", cmd.Process.Pid, "log", out.path)
-			err = cmd.Wait()
-		}
-		pw.Close()
-		<-copied
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(start) > 2*time.Minute {
-			backoff = time.Second
-		}
-		log.Error("exited; restarting", "component", c.Name, "err", err, "in", backoff, "last_output", tail.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, time.Minute)
+	svc := &service.Service{
+		Name: c.Name, Command: func() *exec.Cmd { return command(self, c) },
+		LogFile: filepath.Join(logDir, c.Name+".log"),
+		Backoff: retry.Backoff{Min: time.Second, Max: time.Minute}, Grace: 20 * time.Second,
+		Log: log,
 	}
+	svc.Run(ctx)
+}
+
+// command is one run of c: the upstream program when the image has one,
+// else self with the component's name first, with GOGC for the built-in.
+func command(self string, c Component) *exec.Cmd {
+	prog, argv := self, append([]string{c.Name}, c.Args...)
+	if p := Upstream(c.Name); p != "" {
+		prog, argv = p, c.Args
+	}
+	cmd := exec.Command(prog, argv...)
+	cmd.Env = append(os.Environ(), c.Env...)
+	if DefaultGOGC() && prog == self && !slices.ContainsFunc(c.Env, isGOGC) {
+		cmd.Env = append(cmd.Env, "GOGC="+strconv.Itoa(GOGC))
+	}
+	return cmd
 }
 
 func isGOGC(kv string) bool { return strings.HasPrefix(kv, "GOGC=") }
-
-func copyLines(r io.Reader, out io.Writer, tail *lastLines) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		out.Write(append(sc.Bytes(), '\n'))
-		tail.add(sc.Text())
-	}
-	io.Copy(io.Discard, r)
-}
-
-// lastLines keeps the last n lines.
-type lastLines struct {
-	n     int
-	lines []string
-}
-
-func (l *lastLines) add(s string) {
-	l.lines = append(l.lines, s)
-	if len(l.lines) > l.n {
-		l.lines = l.lines[1:]
-	}
-}
-
-func (l *lastLines) String() string { return strings.Join(l.lines, " | ") }
-
-// rotating appends to a file and moves it to path.1 when it passes max.
-type rotating struct {
-	path string
-	max  int64
-	f    *os.File
-	size int64
-}
-
-func (r *rotating) Write(p []byte) (int, error) {
-	if r.f == nil || r.size+int64(len(p)) > r.max {
-		if r.f != nil {
-			r.f.Close()
-			os.Rename(r.path, r.path+".1")
-		}
-		os.MkdirAll(filepath.Dir(r.path), 0o755)
-		f, err := os.OpenFile(r.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-		if err != nil {
-			return 0, err
-		}
-		st, _ := f.Stat()
-		r.f, r.size = f, st.Size()
-	}
-	n, err := r.f.Write(p)
-	r.size += int64(n)
-	return n, err
-}
-
-func (r *rotating) Close() error {
-	if r.f == nil {
-		return nil
-	}
-	return r.f.Close()
-}

@@ -8,15 +8,20 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/init/clock"
 	"github.com/cairn-os/cairn/init/netup"
+	"github.com/cairn-os/cairn/internal/reaper"
+	"github.com/cairn-os/cairn/internal/retry"
+	"github.com/cairn-os/cairn/internal/service"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,8 +32,14 @@ type stage2 struct {
 	args     map[string]string
 	hostname string
 	net      *netup.State
-	services []*Service
+	services []*running
 	ctx      context.Context
+}
+
+// running is a service init started, and how to stop it.
+type running struct {
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 var lateMounts = []mnt{
@@ -275,11 +286,39 @@ func (s *stage2) startServices(ctx context.Context, log *slog.Logger) error {
 	if _, err := os.Stat(cairndPath); err != nil {
 		return fmt.Errorf("cluster.role %s needs cairnd, which this image lacks: build the image from a config with a cluster: section (a cairn.yaml on the card cannot add one)", s.cfg.Cluster.Role)
 	}
-	svc := &Service{Name: "cairnd", Path: cairndPath, Args: []string{s.cfg.Cluster.Role}, LogFile: "/var/log/cairnd.log"}
-	s.services = append(s.services, svc)
-	go svc.Supervise(s.ctx, log.With("service", svc.Name))
+	s.start(cairnd(s.cfg.Cluster.Role, log.With("service", "cairnd")))
 	go watchHealth(s.ctx, log.With("phase", "health"))
 	return nil
+}
+
+// cairnd is the cluster service: restarted whenever it exits, its lines on
+// the console (never waiting for it) and in /var/log/cairnd.log with the
+// time, started and waited for through the reaper.
+func cairnd(role string, log *slog.Logger) *service.Service {
+	return &service.Service{
+		Name: "cairnd",
+		Command: func() *exec.Cmd {
+			cmd := exec.Command(cairndPath, role)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			return cmd
+		},
+		Policy: service.Forever, LogFile: "/var/log/cairnd.log", Stamp: true,
+		Line:  func(line string) { log.Info(line) },
+		Start: reaper.Start, Wait: reaper.Wait,
+		Backoff: retry.Backoff{Min: time.Second, Max: time.Minute}, ResetAfter: time.Minute,
+		Log: log,
+	}
+}
+
+// start runs svc until shutdown stops it.
+func (s *stage2) start(svc *service.Service) {
+	ctx, stop := context.WithCancel(s.ctx)
+	r := &running{stop: stop, done: make(chan struct{})}
+	s.services = append(s.services, r)
+	go func() {
+		defer close(r.done)
+		svc.Run(ctx)
+	}()
 }
 
 // Stage2 runs in the root as PID 1 and never returns.
@@ -309,7 +348,7 @@ func Stage2() {
 	for sig := range sigs {
 		switch sig {
 		case unix.SIGCHLD:
-			reap()
+			reaper.Reap()
 		case unix.SIGTERM, unix.SIGUSR2:
 			s.shutdown(log, cancel, unix.LINUX_REBOOT_CMD_POWER_OFF)
 		case unix.SIGINT, unix.SIGUSR1:
@@ -318,22 +357,13 @@ func Stage2() {
 	}
 }
 
-// reap collects exited children that nobody waits for.
-func reap() {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			return
-		}
-		supervisedExit(pid, ws)
-	}
-}
-
 func (s *stage2) shutdown(log *slog.Logger, cancel context.CancelFunc, how int) {
 	log.Info("shutting down")
-	for _, svc := range s.services {
-		svc.Stop(10 * time.Second)
+	for _, r := range s.services {
+		r.stop() // SIGTERM, SIGKILL after 10 s
+	}
+	for _, r := range s.services {
+		<-r.done
 	}
 	cancel()
 	if err := clock.Save(); err != nil {
@@ -347,6 +377,7 @@ func (s *stage2) shutdown(log *slog.Logger, cancel context.CancelFunc, how int) 
 	}
 	unix.Sync()
 	log.Info("goodbye")
+	console().Flush(5 * time.Second)
 	unix.Reboot(how)
 	select {}
 }

@@ -8,6 +8,8 @@ check() { # command package
 }
 check qemu-system-aarch64 qemu-system-arm
 check qemu-system-x86_64 qemu-system-x86
+# The VM tests run the images' own kubectl (arm64 cairnd) on the host.
+[ "$(uname -m)" = aarch64 ] || check qemu-aarch64-static qemu-user-static
 check unsquashfs squashfs-tools
 check fsck.vfat dosfstools
 check mcopy mtools

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,12 +85,21 @@ func writeManifest(t *testing.T, dir, text string) string {
 // kubectl runs kubectl (cairnd for the build machine's architecture, which
 // make build has built) against the API at base.
 type kubectl struct {
-	t                     *testing.T
-	bin, kubeconfig, base string
+	t                *testing.T
+	argv             []string // runs cairnd as kubectl
+	kubeconfig, base string
 }
 
+// kubectlFor is the kubectl of the images under test: arm64 cairnd's,
+// run through QEMU's user-mode emulation on another host, so that no test
+// compiles Kubernetes for the host too.
 func kubectlFor(t *testing.T, kubeconfig, base string) kubectl {
-	return kubectl{t: t, bin: filepath.Join(deviceBinaries(t), "linux-"+runtime.GOARCH, "cairnd"), kubeconfig: kubeconfig, base: base}
+	argv := []string{filepath.Join(deviceBinaries(t), "linux-arm64", "cairnd")}
+	if runtime.GOARCH != "arm64" {
+		need(t, "qemu-aarch64-static")
+		argv = append([]string{"qemu-aarch64-static"}, argv...)
+	}
+	return kubectl{t: t, argv: argv, kubeconfig: kubeconfig, base: base}
 }
 
 func (k kubectl) run(args ...string) (string, error) {
@@ -99,7 +109,8 @@ func (k kubectl) run(args ...string) (string, error) {
 }
 
 func (k kubectl) command(args ...string) *exec.Cmd {
-	return exec.Command(k.bin, append([]string{"kubectl", "--kubeconfig", k.kubeconfig, "--server", k.base, "--request-timeout=2m"}, args...)...)
+	argv := slices.Concat(k.argv[1:], []string{"kubectl", "--kubeconfig", k.kubeconfig, "--server", k.base, "--request-timeout=2m"}, args)
+	return exec.Command(k.argv[0], argv...)
 }
 
 // logs returns a pod's log once it contains want, or what it has after a

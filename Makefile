@@ -19,7 +19,7 @@ CAIRND_TAGS := netgo,osusergo,sqlite_omit_load_extension
 cc = $(if $(filter $(1),$(HOSTARCH)),gcc,$(if $(filter arm64,$(1)),aarch64-linux-gnu-gcc,x86_64-linux-gnu-gcc))
 SOURCES  := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './out/*') go.mod go.sum $(wildcard boards/*.yaml configs/examples/*.yaml)
 
-.PHONY: all build run test test-binaries bench deps clean device-arm64 device-amd64 cluster-arm64 cluster-amd64
+.PHONY: all build run test test-binaries test-k8s fuzz bench deps clean device-arm64 device-amd64 cluster-arm64 cluster-amd64
 
 all: build
 
@@ -94,6 +94,32 @@ test-binaries: bin/cairn cluster-arm64 device-amd64
 
 test: deps test-binaries
 	$(GO) test -json -timeout 50m $(TEST_PKGS) | $(GO) run ./scripts/testsum
+	$(MAKE) --no-print-directory test-k8s fuzz
+
+# The packages that link all of Kubernetes are checked and tested for arm64,
+# the architecture the tests compile it for anyway (under QEMU's user-mode
+# emulation on other hosts), so that nothing compiles it for the host.
+ARM64_GO   = env CGO_ENABLED=1 CC=$(call cc,arm64) GOOS=linux GOARCH=arm64 $(GO)
+ARM64_EXEC = $(if $(filter arm64,$(HOSTARCH)),,-exec qemu-aarch64-static)
+K8S_PKGS   = ./cmd/cairnd ./cmd/containerd ./cluster ./cluster/components/... ./cluster/datastore
+
+# (Built as a check, several packages at once, nothing is linked; go vet
+# and go test's vet would analyse all of Kubernetes first, minutes more.)
+test-k8s: cluster-arm64
+	$(TIMED) $(ARM64_GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' $(K8S_PKGS)
+	$(ARM64_GO) test -json -vet=off $(GOFLAGS) -tags '$(CAIRND_TAGS)' $(ARM64_EXEC) \
+		-ldflags '-linkmode external -extldflags -static' ./cluster/components/ | $(GO) run ./scripts/testsum
+
+# Each fuzz target of the readers of untrusted input, for a bounded time
+# (without minimising what it finds new: a minimisation cut short by the
+# deadline fails the run).
+FUZZ     = configs:FuzzParse image/deb:FuzzExtract image/oci:FuzzInspect
+FUZZTIME ?= 20s
+
+fuzz:
+	@for f in $(FUZZ); do \
+		./scripts/timed "fuzz $$f" $(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./$${f%%:*}/ || exit 1; \
+	done
 
 bench: deps build upstream
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/

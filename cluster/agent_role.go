@@ -1,3 +1,5 @@
+//go:build cairnd
+
 package cluster
 
 import (

@@ -1,3 +1,5 @@
+//go:build cairnd
+
 // Package cluster is cairnd, the device's cluster binary: one multicall
 // program that runs the Kubernetes server or agent of a node, and the
 // upstream components (kube-apiserver, kube-controller-manager,

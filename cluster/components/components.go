@@ -1,3 +1,5 @@
+//go:build cairnd
+
 // Package components holds cairnd's multicall entry points for the upstream
 // programs: the Kubernetes components, containerd, its runc shim and ctr.
 // (containerd's runc shim is a program of its own, cmd/containerd-shim-runc-v2.)

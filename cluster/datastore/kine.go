@@ -1,3 +1,5 @@
+//go:build cairnd
+
 // Package datastore starts kine, the etcd API over SQL that the apiserver
 // stores its objects in: SQLite on the data partition by default, or
 // PostgreSQL or MySQL by URL for servers that share one datastore; an etcd

@@ -1,3 +1,5 @@
+//go:build cairnd
+
 // Command cairnd is the device's cluster binary, started by init.
 package main
 

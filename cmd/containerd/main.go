@@ -1,3 +1,5 @@
+//go:build cairnd
+
 // Command containerd is containerd's daemon with the plugins a Kubernetes
 // node needs (the set cairnd's containerd entry links) as a program of its
 // own, the way a kubeadm node runs it: make bench's comparison of cairnd

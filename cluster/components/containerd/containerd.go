@@ -1,3 +1,5 @@
+//go:build cairnd
+
 // Package containerd is containerd's daemon and ctr with the plugins a
 // Kubernetes node needs: cairnd's containerd and ctr entries, and
 // cmd/containerd, the same daemon as a program of its own.

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cairn-os/cairn/boot"
 	"gopkg.in/yaml.v3"
 )
 
@@ -20,24 +21,17 @@ var profiles embed.FS
 // ErrUnknown is wrapped when a board name has no profile.
 var ErrUnknown = errors.New("unknown board")
 
-// Boot families.
-const (
-	FamilyUEFI       = "uefi"        // GPT, ESP with systemd-boot, raw root partitions
-	FamilyRPiTryboot = "rpi-tryboot" // MBR, firmware tryboot_a_b between FAT slots
-	FamilyRPiUBoot   = "rpi-uboot"   // MBR, U-Boot with a boot counter chooses the FAT slot
-)
-
 // Profile describes one board.
 type Profile struct {
-	Name        string   `yaml:"name"`
-	Description string   `yaml:"description"`
-	Arch        string   `yaml:"arch"` // Debian architecture: amd64, arm64
-	Family      string   `yaml:"family"`
-	Kernel      Kernel   `yaml:"kernel"`
-	Firmware    []Files  `yaml:"firmware"`
-	DeviceTrees []string `yaml:"deviceTrees"` // relative to the kernel's dtb folder
-	Console     []string `yaml:"console"`     // console= arguments, the last is the primary
-	Cmdline     []string `yaml:"cmdline"`     // extra kernel arguments
+	Name        string      `yaml:"name"`
+	Description string      `yaml:"description"`
+	Arch        string      `yaml:"arch"` // Debian architecture: amd64, arm64
+	Family      boot.Family `yaml:"family"`
+	Kernel      Kernel      `yaml:"kernel"`
+	Firmware    []Files     `yaml:"firmware"`
+	DeviceTrees []string    `yaml:"deviceTrees"` // relative to the kernel's dtb folder
+	Console     []string    `yaml:"console"`     // console= arguments, the last is the primary
+	Cmdline     []string    `yaml:"cmdline"`     // extra kernel arguments
 	// InitramfsModules reach the root: storage, filesystems.
 	InitramfsModules []string `yaml:"initramfsModules"`
 	// Modules are loaded by stage 2 (network, watchdog, ...).
@@ -127,12 +121,10 @@ func (p *Profile) Validate() error {
 	if !slices.Contains([]string{"amd64", "arm64"}, p.Arch) {
 		bad("arch %q: want amd64 or arm64", p.Arch)
 	}
-	if !slices.Contains([]string{FamilyUEFI, FamilyRPiTryboot, FamilyRPiUBoot}, p.Family) {
-		bad("family %q: want %s, %s or %s", p.Family, FamilyUEFI, FamilyRPiTryboot, FamilyRPiUBoot)
-	}
-	wantTable := map[string]string{FamilyUEFI: "gpt", FamilyRPiTryboot: "mbr", FamilyRPiUBoot: "mbr"}[p.Family]
-	if p.Layout.Table != wantTable {
-		bad("layout.table %q: the %s family uses %s", p.Layout.Table, p.Family, wantTable)
+	if err := p.Family.Check(); err != nil {
+		errs = append(errs, err)
+	} else if p.Layout.Table != p.Family.Table() {
+		bad("layout.table %q: the %s family uses %s", p.Layout.Table, p.Family, p.Family.Table())
 	}
 	if p.Kernel.Package == "" {
 		bad("kernel.package is empty")
@@ -146,7 +138,7 @@ func (p *Profile) Validate() error {
 	if p.Layout.Boot < 34 || p.Layout.Slot < 34 {
 		bad("layout: boot and slot partitions are FAT32 and need at least 34 MiB")
 	}
-	if p.Family != FamilyUEFI && len(p.DeviceTrees) == 0 {
+	if p.Family != boot.UEFI && len(p.DeviceTrees) == 0 {
 		bad("a Raspberry Pi board needs deviceTrees")
 	}
 	for _, f := range p.Firmware {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/cairn-os/cairn/boot"
 )
 
 func TestAllProfilesLoad(t *testing.T) {
@@ -17,7 +19,7 @@ func TestAllProfilesLoad(t *testing.T) {
 			t.Errorf("%s: %v", n, err)
 			continue
 		}
-		if p.Family == FamilyUEFI && p.Layout.Table != "gpt" {
+		if p.Family == boot.UEFI && p.Layout.Table != "gpt" {
 			t.Errorf("%s: uefi on %s", n, p.Layout.Table)
 		}
 	}

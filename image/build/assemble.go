@@ -10,10 +10,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
-	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/boot/family"
 	"github.com/cairn-os/cairn/image/fat"
 	"github.com/cairn-os/cairn/image/fstree"
 	"github.com/cairn-os/cairn/image/squashfs"
@@ -29,7 +28,7 @@ const (
 )
 
 // ErrTooSmall is wrapped when content does not fit its partition.
-var ErrTooSmall = errors.New("partition too small")
+var ErrTooSmall = family.ErrTooSmall
 
 // diskID is the identifier init matches the boot disk by.
 func (b *builder) diskID() string {
@@ -41,13 +40,17 @@ func (b *builder) diskID() string {
 
 func (b *builder) assemble(ctx context.Context) (*Result, error) {
 	p := b.o.Board
+	home, err := family.Of(p.Family)
+	if err != nil {
+		return nil, err
+	}
 	initMods, rootMods, err := b.modules()
 	if err != nil {
 		return nil, err
 	}
 	work, err := os.MkdirTemp(filepath.Dir(b.o.Output), ".cairn-build-*")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v (check that the folder of %s exists and is writable)", ErrOutput, err, b.o.Output)
+		return nil, fmt.Errorf("%w: %w (check that the folder of %s exists and is writable)", ErrOutput, err, b.o.Output)
 	}
 	defer os.RemoveAll(work)
 
@@ -56,41 +59,65 @@ func (b *builder) assemble(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	sqPath := filepath.Join(work, boot.RootFile)
-	sqSize, err := b.squashfs(root, sqPath)
-	if err != nil {
+	if _, err := b.squashfs(root, sqPath); err != nil {
 		return nil, err
 	}
 	initrd, err := b.initramfs(initMods)
 	if err != nil {
 		return nil, err
 	}
+	parts, err := b.parts(initrd, sqPath)
+	if err != nil {
+		return nil, err
+	}
+	slot, err := home.Slot(parts)
+	if err != nil {
+		return nil, err
+	}
+	disk := b.diskID()
+	bootTree, err := home.Fresh(parts, disk)
+	if err != nil {
+		return nil, err
+	}
+	return b.writeImage(home, slot, bootTree, disk)
+}
+
+// parts gathers what the family arranges: the kernel, the initramfs, the
+// root, the board's firmware files and device trees.
+func (b *builder) parts(initrd []byte, root string) (*family.Parts, error) {
+	p := b.o.Board
 	kernel, err := b.kernelImage()
 	if err != nil {
 		return nil, err
 	}
-
-	layout := b.partitions()
-	var bootTree *fstree.Tree
-	slotTrees := map[int]*fstree.Tree{}
-	disk := b.diskID()
-	switch p.Family {
-	case boards.FamilyUEFI:
-		bootTree, err = b.espTree(kernel, initrd, disk)
-	default:
-		bootTree, err = b.rpiBootTree(disk)
-		for _, slot := range []string{boot.SlotA, boot.SlotB} {
-			if err == nil {
-				slotTrees[boot.SlotPart(slot)], err = b.rpiSlotTree(slot, disk, kernel, initrd, sqPath)
+	parts := &family.Parts{Kernel: kernel, Initrd: initrd, Root: root, Firmware: map[string]string{}, DTBs: map[string]string{},
+		Console: p.Console, Args: p.Cmdline, Version: b.o.Version, Epoch: b.o.Epoch}
+	for _, fw := range p.Firmware {
+		for src, dst := range fw.Map {
+			file := filepath.Join(b.fwDirs[fw.Package], src)
+			if _, err := os.Stat(file); err != nil {
+				return nil, fmt.Errorf("board %s: package %s lacks %s: %w", p.Name, fw.Package, src, err)
 			}
+			parts.Firmware[dst] = file
 		}
 	}
-	if err != nil {
-		return nil, err
+	for _, d := range p.DeviceTrees {
+		file, err := b.dtb(d)
+		if err != nil {
+			return nil, err
+		}
+		parts.DTBs[path.Base(d)] = file
 	}
+	return parts, nil
+}
 
+// writeImage writes a new image: the boot partition and the slot installed
+// as slot A and as slot B, to a temporary file renamed into place at the end.
+func (b *builder) writeImage(home family.Home, slot *family.Slot, bootTree *fstree.Tree, diskID string) (*Result, error) {
+	layout := b.partitions()
 	tmp, err := os.CreateTemp(filepath.Dir(b.o.Output), "."+filepath.Base(b.o.Output)+".*")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
+		return nil, fmt.Errorf("%w: %w", ErrOutput, err)
 	}
 	ok := false
 	defer func() {
@@ -101,65 +128,65 @@ func (b *builder) assemble(ctx context.Context) (*Result, error) {
 	}()
 	total := layout[len(layout)-1].end() + firstOffset
 	if err := tmp.Truncate(total); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
+		return nil, fmt.Errorf("%w: %w", ErrOutput, err)
 	}
-	res := &Result{Output: b.o.Output, Size: total, Kernel: b.kernel.Version}
 	var bar *progress.Bar
 	if b.o.Progress != nil {
-		content := bootTree.Size()
-		for _, part := range layout[1:] {
-			if t := slotTrees[part.num]; t != nil {
-				content += t.Size()
-			} else {
-				content += sqSize
-			}
-		}
-		bar = progress.New(b.o.Progress, "writing partitions", content)
+		bar = progress.New(b.o.Progress, "writing partitions", bootTree.Size()+2*slot.Files.Size())
 	}
-	out := bar.WriterAt(tmp)
-	for _, part := range layout {
-		info := PartInfo{Num: part.num, Name: part.name, Size: part.size}
-		switch {
-		case part.num == boot.PartBoot:
-			info.Used, err = b.writeFAT(out, part, bootTree, "CAIRN-BOOT")
-		case p.Family == boards.FamilyUEFI:
-			if sqSize > part.size {
-				return nil, fmt.Errorf("%w: the root filesystem is %d MiB and slot partitions are %d MiB; raise slotMiB in the board profile", ErrTooSmall, sqSize/mib, part.size/mib)
-			}
-			info.Used, err = sqSize, copyInto(out, part.start, sqPath)
-		default:
-			label := "CAIRN-" + strings.ToUpper(slotOf(part.num))
-			info.Used, err = b.writeFAT(out, part, slotTrees[part.num], label)
-		}
-		if err != nil {
+	d := &imageDisk{w: bar.WriterAt(tmp), id: diskID, boot: bootTree, layout: layout}
+	for _, s := range []string{boot.SlotA, boot.SlotB} {
+		if err := home.Install(d, slot, s); err != nil {
 			return nil, err
 		}
-		res.Partitions = append(res.Partitions, info)
+	}
+	res := &Result{Output: b.o.Output, Size: total, Kernel: b.kernel.Version}
+	if _, err := b.writeFAT(d.w, layout[0], bootTree, "CAIRN-BOOT"); err != nil {
+		return nil, err
+	}
+	for _, part := range layout {
+		used := slot.Used
+		if part.num == boot.PartBoot {
+			used = bootTree.Size()
+		}
+		res.Partitions = append(res.Partitions, PartInfo{Num: part.num, Name: part.name, Size: part.size, Used: used})
 	}
 	if bar != nil {
 		bar.Done()
 	}
-	if err := b.writeTable(tmp, layout, total, disk); err != nil {
+	if err := b.writeTable(tmp, layout, total, diskID); err != nil {
 		return nil, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
+		return nil, fmt.Errorf("%w: %w", ErrOutput, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
+		return nil, fmt.Errorf("%w: %w", ErrOutput, err)
 	}
 	if err := os.Rename(tmp.Name(), b.o.Output); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
+		return nil, fmt.Errorf("%w: %w", ErrOutput, err)
 	}
 	ok = true
 	return res, nil
 }
 
-func slotOf(part int) string {
-	if part == boot.PartSlotB {
-		return boot.SlotB
+// imageDisk is a new image file as the families see a disk.
+type imageDisk struct {
+	w      io.WriterAt
+	id     string
+	boot   *fstree.Tree
+	layout []part
+}
+
+func (d *imageDisk) ID() string         { return d.id }
+func (d *imageDisk) Boot() family.Files { return d.boot }
+func (d *imageDisk) Partition(n int) (io.WriterAt, int64, int64, error) {
+	for _, p := range d.layout {
+		if p.num == n {
+			return d.w, p.start, p.size, nil
+		}
 	}
-	return boot.SlotA
+	return nil, 0, 0, fmt.Errorf("the image has no partition %d", n)
 }
 
 func (b *builder) squashfs(t *fstree.Tree, out string) (int64, error) {
@@ -212,16 +239,6 @@ func (b *builder) writeFAT(f io.WriterAt, p part, t *fstree.Tree, label string) 
 	return t.Size(), err
 }
 
-func copyInto(f io.WriterAt, at int64, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	_, err = io.CopyBuffer(io.NewOffsetWriter(f, at), in, make([]byte, 4*mib))
-	return err
-}
-
 func (b *builder) writeTable(f *os.File, layout []part, total int64, disk string) error {
 	if b.o.Board.Layout.Table == "gpt" {
 		rootType := map[string]gpt.Type{"arm64": gpt.Type("B921B045-1DF0-41C3-AF44-4C6F280D3FAE"), "amd64": gpt.Type("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")}[b.arch]
@@ -253,98 +270,4 @@ func (b *builder) writeTable(f *os.File, layout []part, total int64, disk string
 	binary.LittleEndian.PutUint32(le[:], binary.BigEndian.Uint32(id))
 	_, err := f.WriteAt(le[:], 440)
 	return err
-}
-
-// espTree is the EFI system partition: systemd-boot, one loader entry per
-// slot, and each slot's kernel and initramfs.
-func (b *builder) espTree(kernel string, initrd []byte, disk string) (*fstree.Tree, error) {
-	t := fstree.New()
-	if err := b.firmwareFiles(t); err != nil {
-		return nil, err
-	}
-	if err := t.AddData("loader/loader.conf", 0o644, []byte(boot.LoaderConf(boot.SlotA))); err != nil {
-		return nil, err
-	}
-	for _, slot := range []string{boot.SlotA, boot.SlotB} {
-		cmd := boot.Cmdline(slot, disk, b.o.Board.Console, b.o.Board.Cmdline)
-		entry := boot.LoaderEntry(slot, b.o.Version, cmd)
-		if err := t.AddData("loader/entries/cairn-"+slot+".conf", 0o644, []byte(entry)); err != nil {
-			return nil, err
-		}
-		if err := t.AddFile(slot+"/vmlinuz", 0o644, kernel); err != nil {
-			return nil, err
-		}
-		if err := t.AddData(slot+"/initrd.img", 0o644, initrd); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
-}
-
-func (b *builder) firmwareFiles(t *fstree.Tree) error {
-	for _, fw := range b.o.Board.Firmware {
-		for src, dst := range fw.Map {
-			if err := t.AddFile(dst, 0o644, filepath.Join(b.fwDirs[fw.Package], src)); err != nil {
-				return fmt.Errorf("board %s: package %s lacks %s: %w", b.o.Board.Name, fw.Package, src, err)
-			}
-		}
-	}
-	return nil
-}
-
-// rpiBootTree is the first partition of a Raspberry Pi card: autoboot.txt for
-// tryboot boards; firmware, U-Boot, device trees and boot.scr for the Pi 3.
-func (b *builder) rpiBootTree(disk string) (*fstree.Tree, error) {
-	t := fstree.New()
-	if b.o.Board.Family == boards.FamilyRPiTryboot {
-		return t, t.AddData("autoboot.txt", 0o644, []byte(boot.Autoboot(boot.SlotA)))
-	}
-	if err := b.firmwareFiles(t); err != nil {
-		return nil, err
-	}
-	if err := b.addDTBs(t); err != nil {
-		return nil, err
-	}
-	if err := t.AddData("config.txt", 0o644, []byte(boot.RPiUBootConfig())); err != nil {
-		return nil, err
-	}
-	script := boot.UBootScript(b.o.Board.Console, disk, b.o.Board.Cmdline)
-	return t, t.AddData("boot.scr", 0o644, boot.UBootImage(script, uint32(b.o.Epoch.Unix())))
-}
-
-func (b *builder) addDTBs(t *fstree.Tree) error {
-	for _, d := range b.o.Board.DeviceTrees {
-		src, err := b.dtb(d)
-		if err != nil {
-			return err
-		}
-		if err := t.AddFile(path.Base(d), 0o644, src); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// rpiSlotTree is one slot partition of a Raspberry Pi card.
-func (b *builder) rpiSlotTree(slot, disk, kernel string, initrd []byte, rootfs string) (*fstree.Tree, error) {
-	t := fstree.New()
-	if b.o.Board.Family == boards.FamilyRPiTryboot {
-		if err := b.firmwareFiles(t); err != nil {
-			return nil, err
-		}
-		if err := t.AddData("config.txt", 0o644, []byte(boot.RPiConfig())); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.addDTBs(t); err != nil {
-		return nil, err
-	}
-	cmd := boot.Cmdline(slot, disk, b.o.Board.Console, b.o.Board.Cmdline)
-	files := []error{
-		t.AddData("cmdline.txt", 0o644, []byte(cmd+"\n")),
-		t.AddFile("vmlinuz", 0o644, kernel),
-		t.AddData("initrd.img", 0o644, initrd),
-		t.AddFile(boot.RootFile, 0o644, rootfs),
-	}
-	return t, errors.Join(files...)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/image/apt"
 	"github.com/cairn-os/cairn/image/kmod"
@@ -236,7 +237,7 @@ func (b *builder) sources() ([]apt.Source, error) {
 		}
 	}
 	var extra []string
-	if len(b.o.Board.Firmware) > 0 && b.o.Board.Family != boards.FamilyUEFI {
+	if len(b.o.Board.Firmware) > 0 && b.o.Board.Family != boot.UEFI {
 		extra = append(extra, "non-free-firmware")
 	}
 	return apt.WithComponents(srcs, extra), nil

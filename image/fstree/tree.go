@@ -115,6 +115,13 @@ func (t *Tree) AddFile(p string, perm fs.FileMode, src string) error {
 	return t.put(&Entry{Path: p, Mode: perm, Source: src, Size: st.Size()})
 }
 
+// Put adds a copy of e, an entry of another tree, at p.
+func (t *Tree) Put(p string, e *Entry) error {
+	c := *e
+	c.Path = p
+	return t.put(&c)
+}
+
 // Symlink adds a symbolic link.
 func (t *Tree) Symlink(p, target string) error {
 	return t.put(&Entry{Path: p, Mode: fs.ModeSymlink | 0o777, Target: target, Size: int64(len(target))})

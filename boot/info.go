@@ -1,9 +1,17 @@
 package boot
 
-// BuildInfo is baked into the root at InfoPath; init reads it for its time
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// BuildInfo is baked into the root and the initramfs at InfoPath; init
+// reads it for the boot family, the smallest data partition, its time
 // floor, the modules to load and its banner.
 type BuildInfo struct {
 	Board    string   `json:"board"`
+	Family   Family   `json:"family"`
 	Arch     string   `json:"arch"`
 	Version  string   `json:"version"`
 	Kernel   string   `json:"kernel"`
@@ -49,3 +57,16 @@ const (
 	CardConfig     = "cairn.yaml"
 	CardConfigCopy = "/run/cairn/boot-partition/cairn.yaml"
 )
+
+// ReadInfo reads the BuildInfo at InfoPath.
+func ReadInfo() (BuildInfo, error) {
+	var info BuildInfo
+	data, err := os.ReadFile(InfoPath)
+	if err != nil {
+		return info, fmt.Errorf("the build's description: %w", err)
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return info, fmt.Errorf("%s: %w", InfoPath, err)
+	}
+	return info, info.Family.Check()
+}

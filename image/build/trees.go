@@ -22,8 +22,14 @@ func (b *builder) buildInfo() boot.BuildInfo {
 	if b.isCluster() {
 		mods = append(mods, clusterModules...)
 	}
-	return boot.BuildInfo{Board: p.Name, Arch: b.arch, Version: b.o.Version, Kernel: b.kernel.Version,
+	return boot.BuildInfo{Board: p.Name, Family: p.Family, Arch: b.arch, Version: b.o.Version, Kernel: b.kernel.Version,
 		Epoch: b.o.Epoch.Unix(), Modules: mods, Watchdog: p.Watchdog, MinData: int64(p.Layout.Data) << 20}
+}
+
+// addInfo puts the build's BuildInfo at boot.InfoPath.
+func (b *builder) addInfo(t *fstree.Tree) error {
+	info, _ := json.MarshalIndent(b.buildInfo(), "", "  ")
+	return t.AddData(boot.InfoPath, 0o644, append(info, '\n'))
 }
 
 // modules returns the module files for the initramfs and for the root.
@@ -93,8 +99,7 @@ func (b *builder) rootTree(mods []string) (*fstree.Tree, error) {
 			return nil, err
 		}
 	}
-	info, _ := json.MarshalIndent(b.buildInfo(), "", "  ")
-	if err := t.AddData(boot.InfoPath, 0o644, append(info, '\n')); err != nil {
+	if err := b.addInfo(t); err != nil {
 		return nil, err
 	}
 	osRelease := fmt.Sprintf("NAME=Cairn\nID=cairn\nVERSION_ID=%s\nPRETTY_NAME=\"Cairn %s (%s)\"\n", b.o.Version, b.o.Version, b.o.Board.Name)
@@ -160,6 +165,9 @@ func (b *builder) initramfs(mods []string) ([]byte, error) {
 		return nil, err
 	}
 	if err := t.AddFile("init", 0o755, b.binary("init")); err != nil {
+		return nil, err
+	}
+	if err := b.addInfo(t); err != nil {
 		return nil, err
 	}
 	if err := t.CharDev("dev/console", 0o600, 5, 1); err != nil {

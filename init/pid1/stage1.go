@@ -1,7 +1,6 @@
 package pid1
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,9 +22,9 @@ import (
 
 // Stage-1 state shared by its phases.
 type stage1 struct {
+	info boot.BuildInfo // from the initramfs: the family, the smallest data partition
 	args map[string]string
 	disk *disk.Disk
-	min  int64 // smallest data partition, bytes
 }
 
 const newRoot = "/newroot"
@@ -73,6 +72,9 @@ func (s *stage1) cmdline(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	s.args = boot.ParseCmdline(string(data))
+	if s.info, err = boot.ReadInfo(); err != nil {
+		return err
+	}
 	if s.args[boot.ArgSlot] != boot.SlotA && s.args[boot.ArgSlot] != boot.SlotB {
 		return fmt.Errorf("%s=%q on the kernel command line; want a or b", boot.ArgSlot, s.args[boot.ArgSlot])
 	}
@@ -133,28 +135,21 @@ func copyCardConfig(src, dst string) (int, error) {
 	return len(data), os.WriteFile(dst, data, 0o600)
 }
 
-var squashfsMagic = []byte("hsqs")
-
 func (s *stage1) mountRoot(ctx context.Context, log *slog.Logger) error {
 	part := s.disk.Part(boot.SlotPart(s.args[boot.ArgSlot]))
-	head := make([]byte, 4)
-	f, err := os.Open(part)
-	if err != nil {
-		return err
-	}
-	f.ReadAt(head, 0)
-	f.Close()
 	src := part
-	if !bytes.Equal(head, squashfsMagic) {
+	if s.info.Family.RootInSlotFile() {
 		// A FAT slot (Raspberry Pi): the root is a file in it.
 		slotDir := "/run/cairn/slot"
 		os.MkdirAll(slotDir, 0o755)
 		if err := unix.Mount(part, slotDir, "vfat", unix.MS_RDONLY, "utf8"); err != nil {
 			return fmt.Errorf("mount slot %s: %w", part, err)
 		}
-		if src, err = loopAttach(filepath.Join(slotDir, boot.RootFile)); err != nil {
+		loop, err := loopAttach(filepath.Join(slotDir, boot.RootFile))
+		if err != nil {
 			return err
 		}
+		src = loop
 	}
 	os.MkdirAll(newRoot, 0o755)
 	if err := unix.Mount(src, newRoot, "squashfs", unix.MS_RDONLY, ""); err != nil {
@@ -215,7 +210,7 @@ func chrootRun(log *slog.Logger, name string, args ...string) error {
 // data creates the data partition on first boot (formatting it ext4), grows
 // it when the disk grew, checks it, and mounts it on /var.
 func (s *stage1) data(ctx context.Context, log *slog.Logger) error {
-	created, grew, err := s.disk.DataPartition(boot.PartData, s.min)
+	created, grew, err := s.disk.DataPartition(boot.PartData, s.info.MinData)
 	if err != nil {
 		return err
 	}
@@ -256,7 +251,7 @@ func (s *stage1) data(ctx context.Context, log *slog.Logger) error {
 func Stage1() {
 	log := newLogger(console(), false)
 	log.Info("stage 1 starting")
-	s := &stage1{min: 64 << 20}
+	s := &stage1{}
 	ctx := context.Background()
 	if err := runPhases(ctx, log, s.phases()); err != nil {
 		fatal(log, err)

@@ -2,7 +2,6 @@ package pid1
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -115,12 +114,9 @@ func copyTree(src, dst string) error {
 }
 
 func (s *stage2) loadConfig(ctx context.Context, log *slog.Logger) error {
-	data, err := os.ReadFile(boot.InfoPath)
-	if err != nil {
+	var err error
+	if s.info, err = boot.ReadInfo(); err != nil {
 		return err
-	}
-	if err := json.Unmarshal(data, &s.info); err != nil {
-		return fmt.Errorf("%s: %w", boot.InfoPath, err)
 	}
 	cmd, _ := os.ReadFile("/proc/cmdline")
 	s.args = boot.ParseCmdline(string(cmd))

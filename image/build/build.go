@@ -3,9 +3,6 @@ package build
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,13 +16,18 @@ import (
 
 	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/boot/family"
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/image/apt"
+	"github.com/cairn-os/cairn/image/disk"
 	"github.com/cairn-os/cairn/image/kmod"
 )
 
 // ErrOutput is wrapped when the output file cannot be written.
-var ErrOutput = errors.New("cannot write the output")
+var ErrOutput = disk.ErrOutput
+
+// ErrTooSmall is wrapped when content does not fit its partition.
+var ErrTooSmall = family.ErrTooSmall
 
 // Options are the inputs of one build.
 type Options struct {
@@ -52,25 +54,26 @@ type Options struct {
 	Version  string
 	Log      *slog.Logger
 	Progress io.Writer // progress bars and lines; nil for none
+
+	configFile string   // where Config came from: relative paths start there
+	scratch    string   // Plan's folder for pulled images
+	secrets    *secrets // the cluster's, for the kubeconfig after the build
 }
 
-// Result describes what was written.
-type Result struct {
-	Output     string
-	Size       int64
-	Kernel     string // kernel version
-	Partitions []PartInfo
+// Artifacts are what a build makes: the slot and the parts of a new
+// image's boot partition, ready for an output (disk.Write). Close removes
+// the files they point at.
+type Artifacts struct {
+	disk.Input
+	Kernel string // the kernel's version
+	work   string
 }
 
-// PartInfo is one partition of the image.
-type PartInfo struct {
-	Num        int
-	Name       string
-	Size, Used int64
-}
+// Close removes the build's work folder.
+func (a *Artifacts) Close() error { return os.RemoveAll(a.work) }
 
-// Build runs the whole build.
-func Build(ctx context.Context, o Options) (*Result, error) {
+// Build resolves the packages and makes the slot.
+func Build(ctx context.Context, o Options) (*Artifacts, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -86,6 +89,26 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	return b.assemble(ctx)
+}
+
+// Image builds and writes a disk image to o.Output: what cairn build does.
+func Image(ctx context.Context, o Options) (*Result, error) {
+	a, err := Build(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	res, err := disk.Write(&a.Input, o.Output, o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Result: *res, Kernel: a.Kernel}, nil
+}
+
+// Result describes an image written.
+type Result struct {
+	disk.Result
+	Kernel string // the kernel's version
 }
 
 type builder struct {
@@ -130,24 +153,6 @@ func (b *builder) identity() [32]byte {
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
 	return out
-}
-
-// derived returns bytes derived from the identity and a purpose.
-func (b *builder) derived(purpose string, n int) []byte {
-	h := sha256.Sum256(append(b.id[:], purpose...))
-	return h[:n]
-}
-
-func (b *builder) guid(purpose string) string {
-	u := b.derived(purpose, 16)
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	x := hex.EncodeToString(u)
-	return fmt.Sprintf("%s-%s-%s-%s-%s", x[0:8], x[8:12], x[12:16], x[16:20], x[20:32])
-}
-
-func (b *builder) volumeID(purpose string) uint32 {
-	return binary.LittleEndian.Uint32(b.derived(purpose, 4))
 }
 
 func (b *builder) packages(ctx context.Context) error {

@@ -1,6 +1,9 @@
-// Package build turns a board profile and a node config into a disk image:
-// it plans the packages, fetches and unpacks them through the package supply,
-// assembles the root tree, the initramfs and the slot contents, and writes
-// the partitioned image. Output goes to a temporary file that is renamed
-// into place only when everything succeeded.
+// Package build turns a board profile and a node config into a built slot.
+// Plan resolves what a user asks (board, config, SOURCE_DATE_EPOCH, the
+// cluster's secrets, container images and manifests); Build fetches and
+// unpacks the packages through the package supply and makes the root
+// squashfs, the initramfs and the slot its board's family arranges
+// (boot/family). Outputs turn the Artifacts into files: image/disk writes a
+// disk image (Image does both); a netboot folder and an update bundle are
+// to come. It writes nothing outside its work folder and the output.
 package build

@@ -126,7 +126,7 @@ func TestGoldenImages(t *testing.T) {
 			if cfg.Cluster != nil {
 				cluster = map[string][]byte{"token": []byte("cairn1.fake\n"), "server-ca.key": []byte("fake key\n")}
 			}
-			_, err = Build(context.Background(), Options{
+			_, err = Image(context.Background(), Options{
 				Board: &board, Config: cfg, ConfigRaw: []byte(tc.config), ClusterFiles: cluster, Output: out,
 				BinDir: bins, Cache: cache, Debs: debs, Epoch: time.Unix(1780000000, 0).UTC(), Version: "golden",
 			})

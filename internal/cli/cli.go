@@ -10,6 +10,7 @@ import (
 	"log/slog"
 
 	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/image/build"
 	"github.com/spf13/cobra"
 )
 
@@ -32,7 +33,7 @@ func Code(err error) int {
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
-	if errors.Is(err, configs.ErrInvalid) {
+	if errors.Is(err, configs.ErrInvalid) || errors.Is(err, build.ErrInput) {
 		return 2
 	}
 	return 1
@@ -62,11 +63,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: 2, Err: fmt.Errorf("%w; see `%s --help`", err, c.CommandPath())}
 	})
-	err := root.ExecuteContext(ctx)
-	if err != nil && !errors.As(err, new(*ExitError)) && isUsage(err) {
-		return &ExitError{Code: 2, Err: err}
-	}
-	return err
+	return root.ExecuteContext(ctx)
 }
 
 func dropTime(groups []string, a slog.Attr) slog.Attr {
@@ -75,10 +72,3 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
-
-func isUsage(err error) bool {
-	var ue usageError
-	return errors.As(err, &ue)
-}
-
-type usageError struct{ error }

@@ -44,6 +44,15 @@ func TestConfigValidateExitCodes(t *testing.T) {
 	if _, err := run("build", "--no-such-flag"); Code(err) != 2 {
 		t.Fatalf("bad flag: code %d", Code(err))
 	}
+	for _, args := range [][]string{{"build", "--board", "rpi9"}, {"build", "--config", bad}} {
+		if _, err := run(args...); Code(err) != 2 {
+			t.Errorf("%v: code %d (%v), want 2", args, Code(err), err)
+		}
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
+	if _, err := run("build", "-o", filepath.Join(dir, "x.img")); Code(err) != 2 || !strings.Contains(err.Error(), "SOURCE_DATE_EPOCH") {
+		t.Errorf("bad SOURCE_DATE_EPOCH: code %d (%v), want 2", Code(err), err)
+	}
 }
 
 func TestSchemaAndBoards(t *testing.T) {

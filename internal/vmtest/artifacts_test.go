@@ -230,7 +230,7 @@ func TestSlotTooSmall(t *testing.T) {
 		small.Layout.Slot = 4
 		dir := t.TempDir()
 		out := filepath.Join(dir, "small.img")
-		_, err = build.Build(context.Background(), build.Options{
+		_, err = build.Image(context.Background(), build.Options{
 			Board: &small, Config: cfg, ConfigRaw: []byte(plainConfig), Output: out,
 			BinDir: deviceBinaries(t), Epoch: time.Unix(1780000000, 0), HostRoot: "/",
 		})

@@ -1,4 +1,4 @@
-package cli
+package build
 
 import (
 	"bytes"
@@ -55,7 +55,8 @@ func TestKubeconfigOfAnotherCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path, err := ci.writeKubeconfig(cfg, board, out)
+		o := &Options{Config: cfg, Board: board, Output: out, secrets: ci}
+		path, err := o.WriteKubeconfig()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package cli
+package build
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"github.com/cairn-os/cairn/internal/atomicfile"
 )
 
-// clusterImage is what a build needs from the cluster's secrets.
-type clusterImage struct {
+// secrets is what a build needs from the cluster's secrets.
+type secrets struct {
 	bundle *identity.Bundle
 	files  map[string][]byte // baked into the image
 	epoch  time.Time
@@ -29,7 +29,7 @@ type clusterImage struct {
 //
 // Certificates start before epoch (the image's build time, which is the
 // device's clock floor), so a board without a clock trusts them at boot.
-func clusterSecrets(log *slog.Logger, cfg *configs.Config, epoch time.Time) (*clusterImage, error) {
+func clusterSecrets(log *slog.Logger, cfg *configs.Config, epoch time.Time) (*secrets, error) {
 	c := cfg.Cluster
 	if c == nil {
 		return nil, nil
@@ -40,7 +40,7 @@ func clusterSecrets(log *slog.Logger, cfg *configs.Config, epoch time.Time) (*cl
 	}
 	if c.Role == "agent" && c.Token != "" {
 		// The cluster's secrets live elsewhere; the token is all an agent needs.
-		return &clusterImage{files: map[string][]byte{identity.FileToken: []byte(c.Token + "\n")}}, nil
+		return &secrets{files: map[string][]byte{identity.FileToken: []byte(c.Token + "\n")}}, nil
 	}
 	b, created, err := identity.LoadOrCreate(dir, earliest(epoch, time.Now()))
 	if err != nil {
@@ -56,21 +56,24 @@ func clusterSecrets(log *slog.Logger, cfg *configs.Config, epoch time.Time) (*cl
 	}
 	if c.Token != "" && c.Token != b.Token() {
 		pos := cfg.PosOf("cluster.token")
-		return nil, &ExitError{Code: 2, Err: fmt.Errorf("%s:%d:%d: cluster.token is not the token of cluster %q (%s); remove it so the build uses the cluster's own",
-			cfg.File, pos.Line, pos.Col, c.ClusterName(), filepath.Join(dir, identity.FileToken))}
+		return nil, fmt.Errorf("%w: %s:%d:%d: cluster.token is not the token of cluster %q (%s); remove it so the build uses the cluster's own",
+			ErrInput, cfg.File, pos.Line, pos.Col, c.ClusterName(), filepath.Join(dir, identity.FileToken))
 	}
 	if c.Role == "agent" {
-		return &clusterImage{bundle: b, files: map[string][]byte{identity.FileToken: []byte(b.Token() + "\n")}, epoch: epoch}, nil
+		return &secrets{bundle: b, files: map[string][]byte{identity.FileToken: []byte(b.Token() + "\n")}, epoch: epoch}, nil
 	}
 	files, err := b.Files()
 	if err != nil {
 		return nil, err
 	}
-	return &clusterImage{bundle: b, files: files, epoch: epoch}, nil
+	return &secrets{bundle: b, files: files, epoch: epoch}, nil
 }
 
-// writeKubeconfig leaves the admin kubeconfig of a server image next to it.
-func (ci *clusterImage) writeKubeconfig(cfg *configs.Config, board *boards.Profile, output string) (string, error) {
+// WriteKubeconfig leaves the admin kubeconfig of a server image next to
+// it, as kubeconfig, or NAME.kubeconfig when kubeconfig there is another
+// cluster's. It returns the file written, or "" for other images.
+func (o *Options) WriteKubeconfig() (string, error) {
+	ci, cfg, board, output := o.secrets, o.Config, o.Board, o.Output
 	if ci == nil || ci.bundle == nil || cfg.Cluster.Role != "server" {
 		return "", nil
 	}
@@ -92,7 +95,7 @@ func (ci *clusterImage) writeKubeconfig(cfg *configs.Config, board *boards.Profi
 
 // owns says whether a kubeconfig is for this image's cluster (it trusts
 // the cluster's server CA).
-func (ci *clusterImage) owns(kubeconfig []byte) bool {
+func (ci *secrets) owns(kubeconfig []byte) bool {
 	kc, err := identity.ParseKubeconfig(kubeconfig)
 	return err == nil && bytes.Equal(kc.CAPEM, ci.bundle.ServerCA.CertPEM)
 }

@@ -188,7 +188,7 @@ data: {zone: a}
 
 // checkManifests: the config's manifests are applied at start, an object
 // deleted by hand comes back, and an object the server applied before but
-// no manifest has any more is deleted.
+// no manifest has any more is deleted, while one it did not apply is not.
 func checkManifests(t *testing.T, vm *qemu.VM, kubectl kubectl) {
 	t.Helper()
 	if _, err := vm.WaitFor(`msg="manifests applied" objects=3`, 0, 5*time.Minute); err != nil {
@@ -204,23 +204,40 @@ func checkManifests(t *testing.T, vm *qemu.VM, kubectl kubectl) {
 		return err == nil
 	})
 	// As if an update had removed its manifest: the server's record lists
-	// an object it applied, and the manifests no longer have it.
-	kubectl.must("create", "configmap", "retired", "-n", "default")
+	// an object it applied (its label, its field manager), and the
+	// manifests no longer have it. A bystander made by hand and slipped into
+	// the record is not the server's to delete.
+	kubectl.must("apply", "--server-side", "--field-manager=cairn", "-f", writeManifest(t, t.TempDir(), retiredManifest))
+	kubectl.must("create", "configmap", "bystander", "-n", "default")
 	eventually(t, 4*time.Minute, "the retired config map to be deleted", func() bool {
 		if _, err := kubectl.run("get", "configmap", "retired", "-n", "default"); err != nil {
 			return true
 		}
 		objs := kubectl.must("get", "configmap", "cairn-manifests", "-n", "kube-system", "-o", "jsonpath={.data.objects}")
 		if !strings.Contains(objs, "v1 ConfigMap default retired") {
-			patch, _ := json.Marshal(map[string]any{"data": map[string]string{"objects": objs + "\nv1 ConfigMap default retired\n"}})
+			patch, _ := json.Marshal(map[string]any{"data": map[string]string{"objects": objs + "\nv1 ConfigMap default retired\nv1 ConfigMap default bystander\n"}})
 			kubectl.must("patch", "configmap", "cairn-manifests", "-n", "kube-system", "--type=merge", "-p", string(patch))
 		}
 		return false
 	})
-	if !strings.Contains(vm.Output(), `msg="manifest object deleted: no manifest has it any more" object="v1 ConfigMap default retired"`) {
-		t.Errorf("the server did not log the deletion\nconsole:\n%s", vm.Output())
+	out := vm.Output()
+	if !strings.Contains(out, `msg="manifest object deleted: no manifest has it any more" object="v1 ConfigMap default retired"`) {
+		t.Errorf("the server did not log the deletion\nconsole:\n%s", out)
 	}
+	if !strings.Contains(out, `msg="manifest object left alone: the record lists it, but cairn did not apply it" object="v1 ConfigMap default bystander"`) {
+		t.Errorf("the server did not say it left the bystander alone\nconsole:\n%s", out)
+	}
+	kubectl.must("get", "configmap", "bystander", "-n", "default")
 }
+
+const retiredManifest = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: retired
+  namespace: default
+  labels: {app.kubernetes.io/managed-by: cairn}
+data: {was: applied}
+`
 
 // eventually polls cond every 5 s until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -82,8 +82,8 @@ func writeManifest(t *testing.T, dir, text string) string {
 	return f
 }
 
-// kubectl runs kubectl (cairnd for the build machine's architecture, which
-// make build has built) against the API at base.
+// kubectl runs kubectl (the arm64 cairnd that make test-binaries built)
+// against the API at base.
 type kubectl struct {
 	t                *testing.T
 	argv             []string // runs cairnd as kubectl

@@ -38,8 +38,10 @@ build: bin/cairn cluster-arm64 cluster-amd64
 bin/cairn: $(SOURCES)
 	$(TIMED) $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/cairn
 
+# init reports the version baked into the image (build.json), so nothing
+# is stamped into it.
 bin/linux-%/init: $(SOURCES)
-	$(TIMED) env CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/init
+	$(TIMED) env CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -ldflags '-s -w' -o $@ ./cmd/init
 
 # containerd's runc shim, a program of its own (see its main.go).
 bin/linux-%/containerd-shim-runc-v2: cmd/containerd-shim-runc-v2/main.go go.mod go.sum
@@ -51,7 +53,7 @@ bin/linux-%/pause: cmd/pause/main.go
 
 bin/linux-%/cairnd: $(SOURCES)
 	$(TIMED) env CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
-		-ldflags '$(LDFLAGS) $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/cairnd
+		-ldflags '-s -w $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/cairnd
 
 # The same Kubernetes release as separate upstream programs, and containerd
 # as a program of its own, the way a kubeadm node runs them (arm64 only):

@@ -36,7 +36,7 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 	}
 	data, err := os.ReadFile(filepath.Join(boot.ClusterDir, identity.FileToken))
 	if err != nil {
-		return fmt.Errorf("the image carries no join token (%v); build it with cluster.role: agent", err)
+		return fmt.Errorf("the image carries no join token (%w); build it with cluster.role: agent", err)
 	}
 	tok, err := identity.ParseToken(string(data))
 	if err != nil {

@@ -157,20 +157,20 @@ func (b *Bundle) save(dir string) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-		return fmt.Errorf("%w: %v", ErrBundle, err)
+		return fmt.Errorf("%w: %w", ErrBundle, err)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".*")
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBundle, err)
+		return fmt.Errorf("%w: %w", ErrBundle, err)
 	}
 	defer os.RemoveAll(tmp)
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(tmp, name), data, 0o600); err != nil {
-			return fmt.Errorf("%w: %v", ErrBundle, err)
+			return fmt.Errorf("%w: %w", ErrBundle, err)
 		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("%w: %v", ErrBundle, err)
+		return fmt.Errorf("%w: %w", ErrBundle, err)
 	}
 	b.Dir = dir
 	return nil
@@ -181,7 +181,7 @@ func Load(dir string) (*Bundle, error) {
 	read := func(name string) ([]byte, error) {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v; restore the folder from a backup (removing it starts a new cluster whose images the old nodes will not trust)", ErrBundle, err)
+			return nil, fmt.Errorf("%w: %w; restore the folder from a backup (removing it starts a new cluster whose images the old nodes will not trust)", ErrBundle, err)
 		}
 		return data, nil
 	}

@@ -97,7 +97,7 @@ func (b *builder) parts(initrd []byte, root string) (*family.Parts, error) {
 func (b *builder) squashfs(t *fstree.Tree, out string) (int64, error) {
 	f, err := os.Create(out)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrOutput, err)
+		return 0, fmt.Errorf("%w: %w", ErrOutput, err)
 	}
 	defer f.Close()
 	var bar *progress.Bar

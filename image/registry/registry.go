@@ -101,7 +101,7 @@ type Image struct {
 func Normalize(ref string) (string, error) {
 	named, err := reference.ParseDockerRef(ref)
 	if err != nil {
-		return "", fmt.Errorf("%q is neither an image archive nor an image reference (%v); give a .tar archive or a reference such as registry.example:5000/app:1.0", ref, err)
+		return "", fmt.Errorf("%q is neither an image archive nor an image reference (%w); give a .tar archive or a reference such as registry.example:5000/app:1.0", ref, err)
 	}
 	return named.String(), nil
 }
@@ -208,9 +208,9 @@ func resolveError(ref string, err error) error {
 	case errdefs.IsNotFound(err):
 		return fmt.Errorf("%s: the registry has no such image or tag; check the name and tag", ref)
 	case strings.Contains(err.Error(), "401 Unauthorized") || strings.Contains(err.Error(), "403 Forbidden"):
-		return fmt.Errorf("%s: the registry refused access (%v); put credentials for it in %s (docker login writes them)", ref, err, DefaultDockerConfig())
+		return fmt.Errorf("%s: the registry refused access (%w); put credentials for it in %s (docker login writes them)", ref, err, DefaultDockerConfig())
 	}
-	return fmt.Errorf("%s: cannot reach the registry (%v); check the name and the network, or build with --offline to use what an earlier build pulled", ref, err)
+	return fmt.Errorf("%s: cannot reach the registry (%w); check the name and the network, or build with --offline to use what an earlier build pulled", ref, err)
 }
 
 // choose picks the manifest for linux/arch from an index.

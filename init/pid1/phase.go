@@ -23,8 +23,9 @@ const (
 	Continue OnFail = iota
 	// Retry runs the phase again with back-off until it succeeds.
 	Retry
-	// Reboot marks the boot failed and restarts the machine; on a trial slot
-	// the boot loader then falls back to the committed one.
+	// Reboot restarts the machine after saying why. It marks nothing: a
+	// slot on trial is not committed, so its boot loader's own counter or
+	// one-shot flag brings the committed slot back.
 	Reboot
 )
 

@@ -267,7 +267,7 @@ func (v *VM) WaitFor(s string, from int, timeout time.Duration) (int, error) {
 		}
 		select {
 		case <-v.done:
-			return 0, fmt.Errorf("%w (%v) before printing %q", ErrExited, v.err, s)
+			return 0, fmt.Errorf("%w (%w) before printing %q", ErrExited, v.err, s)
 		default:
 		}
 		if time.Now().After(deadline) {

@@ -56,6 +56,9 @@ const (
 const (
 	CardConfig     = "cairn.yaml"
 	CardConfigCopy = "/run/cairn/boot-partition/cairn.yaml"
+	// EffectiveConfig is the config init resolved from its sources (baked
+	// in, the card's cairn.yaml) and checked; cairnd reads only this.
+	EffectiveConfig = "/run/cairn/config.yaml"
 )
 
 // ReadInfo reads the BuildInfo at InfoPath.

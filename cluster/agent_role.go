@@ -26,7 +26,7 @@ import (
 // runAgent joins the server named in the config with the image's token,
 // retrying with back-off until it is let in, then runs the node.
 func runAgent(ctx context.Context, log *slog.Logger) error {
-	cfg, _, _, err := configs.LoadWithCard(boot.ConfigPath, boot.CardConfigCopy, boot.CardConfig+" on the boot partition")
+	cfg, _, err := configs.Load(boot.EffectiveConfig)
 	if err != nil {
 		return err
 	}

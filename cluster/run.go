@@ -69,7 +69,7 @@ func Main(ctx context.Context, argv []string, out io.Writer) int {
 }
 
 func runServer(ctx context.Context, log *slog.Logger) error {
-	cfg, _, _, err := configs.LoadWithCard(boot.ConfigPath, boot.CardConfigCopy, boot.CardConfig+" on the boot partition")
+	cfg, _, err := configs.Load(boot.EffectiveConfig)
 	if err != nil {
 		return err
 	}

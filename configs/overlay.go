@@ -2,6 +2,7 @@ package configs
 
 import (
 	"errors"
+	"gopkg.in/yaml.v3"
 	"io/fs"
 	"reflect"
 	"slices"
@@ -116,4 +117,10 @@ func LoadWithCard(base, card, name string) (c *Config, warns []Problem, cardErr,
 // for checks made outside Validate (files the config points at).
 func (c *Config) Problem(path, msg string) Problem {
 	return Problem{File: c.fileOf(path), Pos: c.PosOf(path), Path: path, Msg: msg}
+}
+
+// Marshal writes the config as one YAML document that Parse reads back to
+// the same Node: how init hands the config it resolved to cairnd.
+func (c *Config) Marshal() ([]byte, error) {
+	return yaml.Marshal(&c.Node)
 }

@@ -2,6 +2,9 @@ package configs
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -66,6 +69,61 @@ func TestLayerProblemsNameTheirFile(t *testing.T) {
 		_, _, err := Layer(base, "cairn.yaml", []byte(tc.doc))
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+}
+
+// TestMarshalRoundTrip writes each example, and a config with every kind
+// of value, and reads it back to the same Node.
+func TestMarshalRoundTrip(t *testing.T) {
+	files, _ := filepath.Glob("examples/*.yaml")
+	docs := map[string][]byte{"all.yaml": []byte(`apiVersion: cairn.dev/v1alpha1
+kind: Node
+hostname: edge-1
+network:
+  interfaces:
+    - name: eth0
+      addresses: [192.168.1.10/24, "2001:db8::5/64"]
+      gateway4: 192.168.1.1
+      mtu: 1500
+    - mac: "aa:bb:cc:dd:ee:ff"
+      dhcp4: false
+  dns: {servers: [192.168.1.1], search: [lan]}
+time: {ntp: [pool.example:123]}
+files:
+  - {path: /etc/motd, content: hi, mode: "0640", owner: "1:2"}
+sysctl: {net.ipv4.ip_forward: "1"}
+modules: [wireguard]
+cluster:
+  role: server
+  nodeIP: 192.168.1.10
+  labels: {zone: a}
+  taints: ["edge=true:NoSchedule"]
+  extraArgs: {kubelet: [v=2]}
+debug: {console: true}
+`)}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[f] = data
+	}
+	for name, data := range docs {
+		c, _, err := Parse(name, data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		back, _, err := Parse("effective.yaml", out)
+		if err != nil {
+			t.Fatalf("%s written as\n%s\ndoes not parse: %v", name, out, err)
+		}
+		if !reflect.DeepEqual(back.Node, c.Node) {
+			t.Errorf("%s: read back as %+v, want %+v\n%s", name, back.Node, c.Node, out)
 		}
 	}
 }

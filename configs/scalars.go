@@ -25,6 +25,9 @@ func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes CIDR notation.
 func (p Prefix) MarshalYAML() (any, error) { return p.String(), nil }
 
+// IsZero says whether no prefix is set (for omitempty).
+func (p Prefix) IsZero() bool { return !p.IsValid() }
+
 // JSONSchema describes the YAML form.
 func (Prefix) JSONSchema() *jsonschema.Schema {
 	return &jsonschema.Schema{Type: "string", Pattern: `^[0-9A-Fa-f:.]+/[0-9]{1,3}$`}
@@ -45,6 +48,9 @@ func (a *IP) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the address.
 func (a IP) MarshalYAML() (any, error) { return a.String(), nil }
+
+// IsZero says whether no address is set (for omitempty).
+func (a IP) IsZero() bool { return !a.IsValid() }
 
 // JSONSchema describes the YAML form.
 func (IP) JSONSchema() *jsonschema.Schema {

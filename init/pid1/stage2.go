@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/init/clock"
 	"github.com/cairn-os/cairn/init/netup"
+	"github.com/cairn-os/cairn/internal/atomicfile"
 	"github.com/cairn-os/cairn/internal/reaper"
 	"github.com/cairn-os/cairn/internal/retry"
 	"github.com/cairn-os/cairn/internal/service"
@@ -138,7 +139,20 @@ func (s *stage2) loadConfig(ctx context.Context, log *slog.Logger) error {
 		log.Info("using "+name, "sections", strings.Join(sections, ","))
 	}
 	log.Info("Cairn", "version", s.info.Version, "board", s.info.Board, "kernel", s.info.Kernel, "slot", s.args[boot.ArgSlot])
-	return nil
+	return handOver(cfg)
+}
+
+// handOver writes the config init resolved where cairnd reads it, so that
+// both run with the same one and only init reports its problems.
+func handOver(cfg *configs.Config) error {
+	data, err := cfg.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(boot.EffectiveConfig), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(boot.EffectiveConfig, data, 0o600)
 }
 
 func (s *stage2) clockFloor(ctx context.Context, log *slog.Logger) error {

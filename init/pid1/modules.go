@@ -1,122 +1,72 @@
 package pid1
 
 import (
+	"bufio"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
 )
 
-// loadAll loads every module listed in root's modules.dep.
-func loadAll(log *slog.Logger, root string) error {
-	deps, err := readDeps(root)
+// loadModules loads kernel modules by name with what they depend on, as
+// the image's modules.dep lists it (u-root's kmodule resolves it). Names
+// built into the kernel or already loaded are fine; the others that cannot
+// be loaded are reported together.
+func loadModules(log *slog.Logger, opts kmodule.ProbeOpts, names []string) error {
+	p, err := kmodule.NewProber(opts)
 	if err != nil {
-		return err
-	}
-	names := make([]string, 0, len(deps.byName))
-	for n := range deps.byName {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return deps.load(log, names)
-}
-
-// modDeps is modules.dep: module name -> its file and the files it needs.
-type modDeps struct {
-	dir    string
-	byName map[string]string   // normalised name -> relative path
-	needs  map[string][]string // relative path -> relative paths, load order last first
-}
-
-func normMod(s string) string {
-	return strings.ReplaceAll(strings.TrimSuffix(filepath.Base(s), ".ko"), "-", "_")
-}
-
-func readDeps(root string) (*modDeps, error) {
-	var u unix.Utsname
-	unix.Uname(&u)
-	rel := unix.ByteSliceToString(u.Release[:])
-	dir := filepath.Join(root, "/lib/modules", rel)
-	data, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
-	if err != nil {
-		return nil, fmt.Errorf("kernel %s has no modules here: %w", rel, err)
-	}
-	d := &modDeps{dir: dir, byName: map[string]string{}, needs: map[string][]string{}}
-	for _, line := range strings.Split(string(data), "\n") {
-		p, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		d.byName[normMod(p)] = p
-		d.needs[p] = strings.Fields(rest)
-	}
-	return d, nil
-}
-
-// loadModules loads modules by name with their dependencies; names that are
-// built into the kernel or already loaded are fine.
-func loadModules(log *slog.Logger, root string, names []string) error {
-	d, err := readDeps(root)
-	if err != nil {
-		return err
-	}
-	return d.load(log, names)
-}
-
-func (d *modDeps) load(log *slog.Logger, names []string) error {
-	builtin, _ := os.ReadFile(filepath.Join(d.dir, "modules.builtin"))
-	isBuiltin := map[string]bool{}
-	for _, l := range strings.Fields(string(builtin)) {
-		isBuiltin[normMod(l)] = true
-	}
-	loaded := map[string]bool{}
-	load := func(rel string) error {
-		if loaded[rel] {
-			return nil
-		}
-		loaded[rel] = true
-		f, err := os.Open(filepath.Join(d.dir, rel))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := kmodule.FileInit(f, "", 0); err != nil && err != unix.EEXIST {
-			return err
-		}
-		return nil
+		return fmt.Errorf("kernel modules: %w", err)
 	}
 	var failed []string
-	count := 0
 	for _, n := range names {
-		rel, ok := d.byName[normMod(n)]
-		if !ok {
-			if !isBuiltin[normMod(n)] {
-				failed = append(failed, n+" (not in this image)")
-			}
-			continue
-		}
-		needs := d.needs[rel]
-		var err error
-		for i := len(needs) - 1; i >= 0 && err == nil; i-- {
-			err = load(needs[i])
-		}
-		if err == nil {
-			err = load(rel)
-		}
-		if err != nil {
+		if err := p.Probe(n, ""); err != nil {
 			failed = append(failed, fmt.Sprintf("%s (%v)", n, err))
-			continue
 		}
-		count++
 	}
-	log.Info("modules loaded", "count", count)
+	log.Info("modules loaded", "count", len(names)-len(failed))
 	if len(failed) > 0 {
 		return fmt.Errorf("could not load %s", strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// listedModules are the names of every module the image's modules.dep
+// lists: in the initramfs, those that reach the root.
+func listedModules(opts kmodule.ProbeOpts) ([]string, error) {
+	f, err := os.Open(filepath.Join(opts.RootDir, "/lib/modules", kernelRelease(opts), "modules.dep"))
+	if err != nil {
+		return nil, fmt.Errorf("no kernel modules here: %w", err)
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if file, _, ok := strings.Cut(sc.Text(), ":"); ok {
+			names = append(names, strings.TrimSuffix(filepath.Base(file), ".ko"))
+		}
+	}
+	return names, sc.Err()
+}
+
+// kernelRelease is the kernel version the options name, else the running one.
+func kernelRelease(opts kmodule.ProbeOpts) string {
+	if opts.KVer != "" {
+		return opts.KVer
+	}
+	var u unix.Utsname
+	unix.Uname(&u)
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// loadListed loads every module the image lists.
+func loadListed(log *slog.Logger, opts kmodule.ProbeOpts) error {
+	names, err := listedModules(opts)
+	if err != nil {
+		return err
+	}
+	return loadModules(log, opts, names)
 }

@@ -38,7 +38,14 @@ type Phase struct {
 	Name   string
 	Run    func(ctx context.Context, log *slog.Logger) error
 	OnFail OnFail
+	// When, if set, says whether the phase runs at all on this boot (a
+	// diskless boot has no data partition to make, say); it is asked when
+	// the phase's turn comes, so earlier phases can decide it.
+	When func() bool
 }
+
+// phaseBackoff is the wait between tries of a Retry phase.
+var phaseBackoff = retry.Backoff{Min: time.Second, Max: 30 * time.Second}
 
 // errReboot is returned by runPhases when a Reboot phase failed.
 type errReboot struct {
@@ -48,12 +55,17 @@ type errReboot struct {
 
 func (e errReboot) Error() string { return fmt.Sprintf("phase %s failed: %v", e.phase, e.err) }
 
+func (e errReboot) Unwrap() error { return e.err }
+
 // runPhases runs the table in order, one console line per phase.
 func runPhases(ctx context.Context, log *slog.Logger, phases []Phase) error {
 	for _, p := range phases {
+		if p.When != nil && !p.When() {
+			continue
+		}
 		l := log.With("phase", p.Name)
 		start := time.Now()
-		b := retry.Backoff{Min: time.Second, Max: 30 * time.Second}
+		b := phaseBackoff
 		for {
 			err := p.Run(ctx, l)
 			if err == nil {

@@ -21,11 +21,13 @@ import (
 // back-off. An agent with the cluster's token under the server's node name
 // is refused for the name. An agent with the cluster's token joins, its
 // node password is kept, and it becomes Ready;
+// the cluster is kept in a real PostgreSQL (kine), Secrets encrypted;
 // pods on the two nodes reach each other over the VXLAN pod network with
 // their own addresses, a pod on the agent reaches a Service by its DNS
 // name, and kubectl logs, exec and port-forward reach the agent's kubelet.
 func TestServerAndAgent(t *testing.T) {
 	need(t, "qemu-system-aarch64", "sfdisk")
+	pg := startPostgres(t)
 	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
 	dir := t.TempDir()
 	hello := filepath.Join(dir, "hello.tar")
@@ -33,7 +35,9 @@ func TestServerAndAgent(t *testing.T) {
 	board, _ := boards.Get("qemu-arm64")
 
 	type node struct{ name, mac, ip, cluster, hostname string } // hostname: name unless set
-	srv := node{"srv", "52:54:00:77:00:01", "192.168.77.1", "  role: server\n  nodeIP: 192.168.77.1\n", ""}
+	// The server keeps the cluster in a real PostgreSQL on the build
+	// machine (the host is 10.0.2.2 on QEMU's user network).
+	srv := node{"srv", "52:54:00:77:00:01", "192.168.77.1", fmt.Sprintf("  role: server\n  nodeIP: 192.168.77.1\n  datastore: postgres://kine@10.0.2.2:%d/kine?sslmode=disable\n", pg.port), ""}
 	edge := node{"edge", "52:54:00:77:00:02", "192.168.77.2", "  role: agent\n  server: https://192.168.77.1:6443\n", ""}
 	build := func(n node, extra string) string {
 		sub := filepath.Join(dir, n.name)
@@ -84,6 +88,9 @@ func TestServerAndAgent(t *testing.T) {
 		t.Fatalf("the server's node did not become Ready: %v\nconsole:\n%s", err, server.Output())
 	}
 	t.Logf("server node ready after %s", server.Since().Round(time.Second))
+	if !strings.Contains(server.Output(), `msg="datastore ready" backend=postgres`) {
+		t.Errorf("the server did not say its datastore is PostgreSQL\nconsole:\n%s", server.Output())
+	}
 
 	// Wrong secret: refused, said on both sides, retried with back-off.
 	refused := start(badImg, bad.mac, "connect")
@@ -133,6 +140,13 @@ func TestServerAndAgent(t *testing.T) {
 	}
 	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {.spec.podCIDR}{\"\\n\"}{end}"); !strings.Contains(out, "srv=True 10.42.0.0/24") || !regexp.MustCompile(`edge=True 10\.42\.\d+\.0/24`).MatchString(out) {
 		t.Errorf("nodes:\n%s", out)
+	}
+	// What the API stored is rows in PostgreSQL, Secrets encrypted.
+	if n := pg.query(t, "SELECT count(DISTINCT name) FROM kine WHERE name IN ('/registry/minions/srv', '/registry/minions/edge')"); n != "2" {
+		t.Errorf("the nodes in PostgreSQL: %s of 2", n)
+	}
+	if n := pg.query(t, "SELECT count(*) FROM kine WHERE name = '/registry/secrets/kube-system/edge.node-password.cairn' AND position('k8s:enc:secretbox:v1:cairn-1:'::bytea in value) = 1"); n == "0" {
+		t.Error("the node password Secret is not an encrypted row in PostgreSQL")
 	}
 	kubectl.must("apply", "-f", writeManifest(t, dir, webPod("web-srv", "srv")+"---\n"+webPod("web-edge", "edge")+`---
 apiVersion: v1

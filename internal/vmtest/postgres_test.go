@@ -9,10 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/cairn-os/cairn/boards"
-	"github.com/cairn-os/cairn/internal/qemu"
 )
 
 // postgres is a private PostgreSQL server on the build machine's loopback,
@@ -69,43 +65,4 @@ func (pg *postgres) run(t *testing.T, prog string, args ...string) string {
 // query runs SQL in the kine database and returns the bare result.
 func (pg *postgres) query(t *testing.T, sql string) string {
 	return strings.TrimSpace(pg.run(t, "psql", "-h", "127.0.0.1", "-p", strconv.Itoa(pg.port), "-U", "kine", "-d", "kine", "-At", "-c", sql))
-}
-
-// TestServerOnPostgres boots a server whose cluster.datastore is a real
-// PostgreSQL the test runs on the build machine: the node becomes Ready,
-// and the objects the API stores are rows in PostgreSQL.
-func TestServerOnPostgres(t *testing.T) {
-	need(t, "qemu-system-aarch64")
-	pg := startPostgres(t)
-	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: pgsrv\ncluster:\n  name: pgtest\n  role: server\n  datastore: postgres://kine@10.0.2.2:%d/kine?sslmode=disable\n", pg.port)
-	img := buildImage(t, "qemu-arm64", cfg, dir)
-	if err := os.Truncate(img, 3<<30); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	api := newKubeClient(t, filepath.Join(dir, "kubeconfig"), fmt.Sprintf("https://127.0.0.1:%d", port))
-	board, _ := boards.Get("qemu-arm64")
-	vm, err := qemu.Start(qemu.Options{Board: board, Image: img, Forward: []string{fmt.Sprintf("%d:6443", port)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	if _, err := vm.WaitFor(`msg="datastore ready" backend=postgres`, 0, serverTimeout); err != nil {
-		t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
-	}
-	if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready,node=ready", 0, serverTimeout); err != nil {
-		t.Fatalf("the node did not become Ready: %v\nconsole:\n%s", err, vm.Output())
-	}
-	t.Logf("node ready after %s", vm.Since().Round(time.Second))
-	api.json(t, "POST", "/api/v1/namespaces/default/configmaps", map[string]any{
-		"metadata": map[string]any{"name": "in-postgres"}, "data": map[string]string{"v": "stored-in-postgres-2718"}}, 201, nil)
-	rows := pg.query(t, "SELECT count(*) FROM kine WHERE name = '/registry/configmaps/default/in-postgres' AND position('stored-in-postgres-2718'::bytea in value) > 0")
-	if rows != "1" {
-		t.Errorf("the config map is not a row in PostgreSQL: count %q", rows)
-	}
-	if n := pg.query(t, "SELECT count(*) FROM kine WHERE name LIKE '/registry/minions/pgsrv'"); n == "0" {
-		t.Error("the node object is not in PostgreSQL")
-	}
 }

@@ -79,7 +79,7 @@ deps:
 CONFIG   ?=
 ARCH     := $(if $(filter %-amd64,$(BOARD)),amd64,arm64)
 RUN_CFG  := $(or $(CONFIG),configs/examples/default.yaml)
-RUN_BINS := bin/cairn $(if $(shell grep -qs '^cluster:' $(RUN_CFG) && echo y),cluster,device)-$(ARCH)
+RUN_BINS := bin/cairn $(if $(shell grep -Eqs '^["'"'"']?cluster["'"'"']?[[:space:]]*:' $(RUN_CFG) && echo y),cluster,device)-$(ARCH)
 
 out/$(BOARD).img: $(RUN_BINS) $(RUN_CFG)
 	bin/cairn build --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) --output $@

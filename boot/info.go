@@ -73,3 +73,15 @@ func ReadInfo() (BuildInfo, error) {
 	}
 	return info, info.Family.Check()
 }
+
+// KubeletSysctls are the kernel settings the kubelet insists on
+// (protectKernelDefaults): cairnd sets them on every cluster node before
+// the kubelet starts, over the config's sysctl section.
+var KubeletSysctls = map[string]string{
+	"vm.overcommit_memory":      "1",
+	"vm.panic_on_oom":           "0",
+	"kernel.panic":              "10",
+	"kernel.panic_on_oops":      "1",
+	"kernel.keys.root_maxkeys":  "1000000",
+	"kernel.keys.root_maxbytes": "25000000",
+}

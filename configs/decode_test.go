@@ -102,6 +102,17 @@ func TestDebugConsoleOnAServerWarns(t *testing.T) {
 	}
 }
 
+func TestKubeletSysctlsWarn(t *testing.T) {
+	doc := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nsysctl:\n  kernel.panic: \"0\"\n  vm.overcommit_memory: \"1\"\ncluster:\n  role: server\n"
+	_, warns, err := Parse("t.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0].String(), "sysctl.kernel.panic: cluster nodes run with kernel.panic=10") {
+		t.Errorf("warnings %v", warns)
+	}
+}
+
 func TestSectionsNotUsedYetWarn(t *testing.T) {
 	doc := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  wifi:\n    - ssid: lab\nupdate:\n  url: https://updates.lan/\n"
 	_, warns, err := Parse("t.yaml", []byte(doc))

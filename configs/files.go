@@ -24,6 +24,8 @@ var Reserved = []struct{ Path, Holds string }{
 	{"/var/lib/cairn", "cairnd's cluster state and keys and init's saved clock, so choose a path outside it"},
 	{"/var/lib/containerd", "containerd's images and containers, so choose a path outside it"},
 	{"/run/containerd", "containerd's socket and running state, so choose a path outside it"},
+	{"/var/log/cairnd.log", "init's log of cairnd, which it rotates, so choose a path outside it"},
+	{"/var/log/kubernetes", "the cluster components' logs and the audit log, so choose a path outside it"},
 }
 
 var ownerRE = regexp.MustCompile(`^[0-9]{1,9}:[0-9]{1,9}$`)

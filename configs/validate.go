@@ -6,6 +6,8 @@ import (
 	"path"
 	"regexp"
 	"strconv"
+
+	"github.com/cairn-os/cairn/boot"
 )
 
 var (
@@ -80,6 +82,11 @@ func (c *Config) Validate() (warnings []Problem, errs Problems) {
 	}
 	if n.Cluster != nil {
 		k.cluster(n.Cluster)
+		for key, v := range n.Sysctl {
+			if want, ok := boot.KubeletSysctls[key]; ok && v != want {
+				k.warn("sysctl."+key, "cluster nodes run with %s=%s, which the kubelet requires (protectKernelDefaults); this value is replaced", key, want)
+			}
+		}
 		if n.Debug.Console && n.Cluster.Role == "server" {
 			k.warn("debug.console", "the debug console answers anyone at this server's serial console; it hides the cluster's keys but shows the rest of the node, so leave it off in production")
 		}

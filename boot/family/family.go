@@ -1,9 +1,10 @@
 // Package family is the one home of each boot family's knowledge (one file
 // per family): the boot partition of a new image, which files make a slot,
-// and how a slot is installed as slot A or B of a disk. A built slot is the
-// same bytes whichever slot and disk it lands in; what tells them apart
-// (the slot's name and the disk's identifier on the kernel command line,
-// the label of a FAT slot) is written at install. The builder uses it to
+// and how a slot is installed as slot A or B of a disk. A built slot's
+// files are the same bytes whichever slot and disk they land in; what tells
+// slots apart is made at install: the slot's name and the disk's
+// identifier on the kernel command line, and on a Raspberry Pi the FAT file
+// system around the files, with its label and volume id. The builder uses it to
 // write new images; an updater on the device will use it to install a slot
 // from a bundle. It writes through the Disk it is given and knows nothing
 // of partition tables.

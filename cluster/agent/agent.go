@@ -233,23 +233,12 @@ func prepareHost(log *slog.Logger) error {
 			log.Warn("sysctl", "key", strings.ReplaceAll(key, "/", "."), "err", err)
 		}
 	}
-	for key, val := range KernelDefaults {
+	for key, val := range boot.KubeletSysctls {
 		if err := os.WriteFile("/proc/sys/"+strings.ReplaceAll(key, ".", "/"), []byte(val), 0o644); err != nil {
 			return fmt.Errorf("setting %s, which the kubelet checks (protectKernelDefaults): %w", key, err)
 		}
 	}
 	return nil
-}
-
-// KernelDefaults are the kernel settings the kubelet insists on with
-// protectKernelDefaults; they win over the config's sysctl section.
-var KernelDefaults = map[string]string{
-	"vm.overcommit_memory":      "1",
-	"vm.panic_on_oom":           "0",
-	"kernel.panic":              "10",
-	"kernel.panic_on_oops":      "1",
-	"kernel.keys.root_maxkeys":  "1000000",
-	"kernel.keys.root_maxbytes": "25000000",
 }
 
 // WaitSocket waits until a unix socket accepts connections.

@@ -96,7 +96,7 @@ type Node struct {
 // kubeletConfig is a KubeletConfiguration for cgroup v2 without systemd,
 // with the thresholds of a small edge disk. Containers get the runtime's
 // default seccomp profile; the kubelet refuses to start when the kernel
-// settings it relies on differ from KernelDefaults (set before it starts),
+// settings it relies on differ from boot.KubeletSysctls (set before it starts),
 // and serves TLS 1.2 or later.
 func kubeletConfig(n Node) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1

@@ -1,7 +1,7 @@
 // Package dns is the cluster's DNS server, run by cairnd on every server:
 // it answers <service>.<namespace>.svc.<domain> with the Service's cluster
 // IPs, from a watch of the Services, and forwards every other name to the
-// node's own resolvers, for pods and the nodes' own networks only. The kube-dns Service (the address the kubelet puts
+// node's own resolvers, for pods and nodes only. The kube-dns Service (the address the kubelet puts
 // in pods' resolv.conf) points at the servers through an EndpointSlice
 // cairn maintains. See docs/adr/0003 for why this replaces CoreDNS.
 package dns
@@ -56,9 +56,9 @@ type Server struct {
 	Domain    string   // cluster.local
 	Upstreams []string // host:port of the resolvers other names go to
 	// Clients are the sources whose other names are forwarded (pods, the
-	// nodes' networks); others get REFUSED, so the server is no open
-	// resolver for whoever reaches its port 53. Loopback always may.
-	Clients []netip.Prefix
+	// nodes); others get REFUSED, so the server is no open resolver for
+	// whoever reaches its port 53. Loopback always may.
+	Clients *Clients
 	Records *Records
 	Log     *slog.Logger
 	client  dns.Client
@@ -96,7 +96,45 @@ func (s *Server) mayRecurse(addr net.Addr) bool {
 		return false
 	}
 	ip := ap.Addr().Unmap()
-	return ip.IsLoopback() || slices.ContainsFunc(s.Clients, func(p netip.Prefix) bool { return p.Contains(ip) })
+	return ip.IsLoopback() || s.Clients != nil && s.Clients.allow(ip)
+}
+
+// Clients are the sources that may have names outside the cluster
+// resolved: fixed networks (the pods', the server's own) and the nodes'
+// addresses, which WatchNodes keeps (an agent in another subnet
+// masquerades its pods' queries behind its own address).
+type Clients struct {
+	Nets  []netip.Prefix
+	mu    sync.RWMutex
+	nodes map[string][]netip.Addr
+}
+
+// SetNode records a node's addresses (none forgets the node).
+func (c *Clients) SetNode(name string, addrs []netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nodes == nil {
+		c.nodes = map[string][]netip.Addr{}
+	}
+	if len(addrs) == 0 {
+		delete(c.nodes, name)
+		return
+	}
+	c.nodes[name] = addrs
+}
+
+func (c *Clients) allow(ip netip.Addr) bool {
+	if slices.ContainsFunc(c.Nets, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+		return true
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, addrs := range c.nodes {
+		if slices.Contains(addrs, ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // answer resolves a name inside the cluster domain (rel is the name

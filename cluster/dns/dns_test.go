@@ -107,8 +107,12 @@ func (r *recorder) WriteMsg(m *dns.Msg) error { r.reply = m; return nil }
 func TestNoOpenResolver(t *testing.T) {
 	recs := &Records{}
 	recs.Set("hello", "default", []net.IP{net.ParseIP("10.43.0.20")})
-	srv := &Server{Domain: "cluster.local", Records: recs, Upstreams: nil,
-		Clients: []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16"), netip.MustParsePrefix("192.168.1.0/24")}}
+	clients := &Clients{Nets: []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16"), netip.MustParsePrefix("192.168.1.0/24")}}
+	// An agent in another subnet, whose pods' queries arrive from its address.
+	clients.SetNode("edge", []netip.Addr{netip.MustParseAddr("172.16.9.20")})
+	clients.SetNode("gone", []netip.Addr{netip.MustParseAddr("172.16.9.21")})
+	clients.SetNode("gone", nil)
+	srv := &Server{Domain: "cluster.local", Records: recs, Upstreams: nil, Clients: clients}
 	for _, tc := range []struct {
 		from  net.Addr
 		name  string
@@ -118,6 +122,8 @@ func TestNoOpenResolver(t *testing.T) {
 		{&net.TCPAddr{IP: net.ParseIP("192.168.1.20"), Port: 5353}, "example.org.", dns.RcodeServerFailure},
 		{&net.UDPAddr{IP: net.ParseIP("::ffff:192.168.1.20"), Port: 5353}, "example.org.", dns.RcodeServerFailure},
 		{&net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5353}, "example.org.", dns.RcodeServerFailure},
+		{&net.UDPAddr{IP: net.ParseIP("172.16.9.20"), Port: 5353}, "example.org.", dns.RcodeServerFailure},
+		{&net.UDPAddr{IP: net.ParseIP("172.16.9.21"), Port: 5353}, "example.org.", dns.RcodeRefused},
 		{&net.UDPAddr{IP: net.ParseIP("203.0.113.9"), Port: 5353}, "example.org.", dns.RcodeRefused},
 		{&net.UDPAddr{IP: net.ParseIP("203.0.113.9"), Port: 5353}, "hello.default.svc.cluster.local.", dns.RcodeSuccess},
 	} {

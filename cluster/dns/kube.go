@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -46,6 +47,44 @@ func Watch(ctx context.Context, cs kubernetes.Interface, recs *Records) {
 		},
 	})
 	f.Start(ctx.Done())
+}
+
+// WatchNodes keeps the nodes' addresses in c until ctx ends.
+func WatchNodes(ctx context.Context, cs kubernetes.Interface, c *Clients) {
+	f := informers.NewSharedInformerFactory(cs, 0)
+	inf := f.Core().V1().Nodes().Informer()
+	set := func(obj any) {
+		if n, ok := obj.(*corev1.Node); ok {
+			c.SetNode(n.Name, nodeAddrs(n))
+		}
+	}
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    set,
+		UpdateFunc: func(_, obj any) { set(obj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if n, ok := obj.(*corev1.Node); ok {
+				c.SetNode(n.Name, nil)
+			}
+		},
+	})
+	f.Start(ctx.Done())
+}
+
+// nodeAddrs are a node's IP addresses (internal and external).
+func nodeAddrs(n *corev1.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
 }
 
 // Names of the objects that route pods' queries to the servers.

@@ -149,8 +149,10 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) startDNS(ctx context.Context, wg *sync.WaitGroup, cs kubernetes.Interface, self net.IP) {
 	recs := &dns.Records{}
 	dns.Watch(ctx, cs, recs)
+	clients := &dns.Clients{Nets: append(hostNetworks(), netip.MustParsePrefix(ClusterCIDR))}
+	dns.WatchNodes(ctx, cs, clients)
 	srv := &dns.Server{Domain: ClusterDomain, Upstreams: dns.Upstreams("/etc/resolv.conf", ClusterDNSIP), Records: recs, Log: s.Log,
-		Clients: append(hostNetworks(), netip.MustParsePrefix(ClusterCIDR))}
+		Clients: clients}
 	wg.Go(func() {
 		if err := srv.ListenAndServe(ctx, net.JoinHostPort(self.String(), "53")); err != nil {
 			s.Log.Error("cluster DNS stopped", "err", err)

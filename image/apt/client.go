@@ -199,6 +199,9 @@ func (c *Client) Fetch(ctx context.Context, p *Package) (string, error) {
 	if c.Offline {
 		return "", fmt.Errorf("%w: %s (run one build online first, or use --debs)", ErrOffline, p)
 	}
+	if p.Size <= 0 {
+		return "", fmt.Errorf("%w: the index from %s gives no size for %s, so it cannot be fetched safely; the mirror's index is broken, so use another", ErrChecksum, p.Base, p)
+	}
 	data, err := c.get(ctx, p.Base+"/"+p.Filename, p.Size)
 	if err != nil {
 		return "", err

@@ -12,6 +12,12 @@ import (
 	"github.com/cairn-os/cairn/image/deb"
 )
 
+// extractDir holds the unpacked packages in the cache. Its name changes
+// when the extractor's rules do (v2: the extractor of image/deb that keeps
+// every member inside its folder), so that nothing unpacked by older rules
+// is used again.
+const extractDir = "extract-v2"
+
 // supply fetches packages and keeps each one unpacked once, in a folder
 // named by the .deb's sha256 in the cache.
 type supply struct {
@@ -31,7 +37,7 @@ func (s *supply) unpack(ctx context.Context, p *apt.Package) (string, error) {
 			return "", err
 		}
 	}
-	dest := filepath.Join(s.client.Cache, "extract", key)
+	dest := filepath.Join(s.client.Cache, extractDir, key)
 	if _, err := os.Stat(dest); err == nil {
 		return dest, nil
 	}

@@ -147,6 +147,12 @@ func TestLimits(t *testing.T) {
 	if !errors.Is(err, limited.ErrTooLarge) || !errors.Is(err, ErrFormat) {
 		t.Errorf("huge control file: %v", err)
 	}
+	for _, name := range []string{"./" + strings.Repeat("n", maxName), "./" + strings.Repeat("d/", maxDepth+1) + "f"} {
+		err := Extract(writeDeb(t, debBytes(t, control, ".gz", file(name, "x"))), filepath.Join(t.TempDir(), "d"))
+		if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "longer than") {
+			t.Errorf("a member named %.20s...: %v, want a refusal of its name", name, err)
+		}
+	}
 	defer func(b int64, n int) { maxExtracted, maxMembers = b, n }(maxExtracted, maxMembers)
 	maxExtracted, maxMembers = 10, 3
 	for _, members := range [][]m{

@@ -27,6 +27,13 @@ var (
 	maxMembers         = 1 << 20
 )
 
+// Caps on a member's name: Linux's PATH_MAX, and a depth no package comes
+// near (each folder on the way is checked, so depth costs time).
+const (
+	maxName  = 4096
+	maxDepth = 64
+)
+
 // hostile ends the error of a member that breaks the rules.
 const hostile = "the package is damaged or hostile; take it out of the --debs folder or the repositories"
 
@@ -120,6 +127,9 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 // localName is a member's path inside the folder. A leading / is dropped,
 // as dpkg and tar do; a name that climbs out with .. is refused.
 func localName(name string) (string, error) {
+	if len(name) > maxName || strings.Count(name, "/") > maxDepth {
+		return "", fmt.Errorf("%w: a member's name is longer than %d bytes or deeper than %d folders; %s", ErrUnsafe, maxName, maxDepth, hostile)
+	}
 	rel := filepath.Clean(strings.TrimLeft(name, "/"))
 	if rel != "." && !filepath.IsLocal(rel) {
 		return "", fmt.Errorf("%w: the name climbs out with ..; %s", ErrUnsafe, hostile)

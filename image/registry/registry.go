@@ -135,7 +135,13 @@ func (p *Puller) Pull(ctx context.Context, ref, arch string) (*Image, error) {
 		}
 	}
 	img := &Image{Name: name, Cached: true}
-	get := func(d ocispec.Descriptor, bar *progress.Bar) error {
+	// get fetches a blob: a document (manifest, index, config) is read into
+	// memory later, so it is refused past maxDocument before any download.
+	get := func(d ocispec.Descriptor, bar *progress.Bar, document bool) error {
+		if document && d.Size > maxDocument {
+			return fmt.Errorf("%s: %s is said to be %s, more than a manifest or config can be (%s): %w; the registry is broken or hostile, so pull from another",
+				ref, d.Digest, progress.Size(d.Size), progress.Size(maxDocument), limited.ErrTooLarge)
+		}
 		fetched, err := p.blob(ctx, fetcher, d, bar)
 		if fetched {
 			img.Cached = false
@@ -145,7 +151,7 @@ func (p *Puller) Pull(ctx context.Context, ref, arch string) (*Image, error) {
 		}
 		return nil
 	}
-	if err := get(top, nil); err != nil {
+	if err := get(top, nil, true); err != nil {
 		return nil, err
 	}
 	man := top
@@ -154,7 +160,7 @@ func (p *Puller) Pull(ctx context.Context, ref, arch string) (*Image, error) {
 		if man, err = p.choose(ref, top, arch); err != nil {
 			return nil, err
 		}
-		if err := get(man, nil); err != nil {
+		if err := get(man, nil, true); err != nil {
 			return nil, err
 		}
 	case ocispec.MediaTypeImageManifest, images.MediaTypeDockerSchema2Manifest:
@@ -166,7 +172,7 @@ func (p *Puller) Pull(ctx context.Context, ref, arch string) (*Image, error) {
 		return nil, fmt.Errorf("%s: manifest: %w", ref, err)
 	}
 	img.Manifest, img.Config, img.Layers = man, m.Config, m.Layers
-	if err := get(m.Config, nil); err != nil {
+	if err := get(m.Config, nil, true); err != nil {
 		return nil, err
 	}
 	var cfg ocispec.Image
@@ -187,7 +193,7 @@ func (p *Puller) Pull(ctx context.Context, ref, arch string) (*Image, error) {
 		bar = progress.New(p.Progress, "pulling "+ref, total)
 	}
 	for _, l := range m.Layers {
-		if err := get(l, bar); err != nil {
+		if err := get(l, bar, false); err != nil {
 			return nil, err
 		}
 	}

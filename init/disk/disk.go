@@ -118,7 +118,9 @@ const align = 2048 // sectors: 1 MiB
 // DataPartition makes sure partition num exists and reaches the end of the
 // disk (less GPT's backup area), and reports whether it was created (the
 // caller then formats it) and whether it grew (the caller resizes the
-// filesystem). minBytes is the smallest size accepted for a new partition.
+// filesystem). minBytes is the smallest size accepted for a new partition;
+// one that exists is kept and grown whatever its size, so that a board
+// profile asking for more later cannot stop a node that has its data.
 func (d *Disk) DataPartition(num int, minBytes int64) (created, grew bool, err error) {
 	size, err := d.Size()
 	if err != nil {
@@ -161,7 +163,7 @@ func (d *Disk) gptData(f *os.File, num int, size, minBytes int64) (bool, bool, e
 	if data != nil {
 		start = data.Start
 	}
-	if int64(end-start+1)*512 < minBytes {
+	if data == nil && int64(end-start+1)*512 < minBytes {
 		return false, false, fmt.Errorf("only %d MiB free after partition %d; the data partition needs %d MiB: use a larger card or disk", int64(end-start+1)*512>>20, num-1, minBytes>>20)
 	}
 	if data != nil && data.End >= end {
@@ -198,7 +200,7 @@ func (d *Disk) mbrData(f *os.File, num int, size, minBytes int64) (bool, bool, e
 	if data.Type != mbr.Empty {
 		start = data.Start
 	}
-	if int64(end-start)*512 < minBytes {
+	if data.Type == mbr.Empty && int64(end-start)*512 < minBytes {
 		return false, false, fmt.Errorf("only %d MiB free after partition %d; the data partition needs %d MiB: use a larger card or disk", int64(end-start)*512>>20, num-1, minBytes>>20)
 	}
 	if data.Type != mbr.Empty && data.Start+data.Size >= end {

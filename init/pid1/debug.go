@@ -132,7 +132,12 @@ func ps(out io.Writer) {
 
 // secretPlaces hold keys, tokens and what they protect; the debug console
 // does not show what is in them, wherever the path it is given leads.
-var secretPlaces = []string{boot.ClusterDir, boot.ServerDir, boot.AgentDir, "/var/lib/kubelet", filepath.Dir(boot.CardConfigCopy)}
+var secretPlaces = []string{boot.ClusterDir, boot.ConfigPath, boot.ServerDir, boot.AgentDir, "/var/lib/kubelet", runDir}
+
+// runDir holds what init and cairnd make at run time: the card's and the
+// effective config (tokens, passphrases), the agent's keys, the slot the
+// root file is in.
+const runDir = "/run/cairn"
 
 // readPublic reads a regular file for the debug console, refusing devices
 // (a raw disk holds the secrets too) and anything in secretPlaces.

@@ -27,15 +27,18 @@ func (s *stage2) startServices(ctx context.Context, log *slog.Logger) error {
 	if _, err := os.Stat(cairndPath); err != nil {
 		return fmt.Errorf("cluster.role %s needs cairnd, which this image lacks: build the image from a config with a cluster: section (a cairn.yaml on the card cannot add one)", s.cfg.Cluster.Role)
 	}
-	s.start(cairnd(s.cfg.Cluster.Role, log.With("service", "cairnd")))
+	s.start(cairnd(s.cfg.Cluster.Role, log))
 	go watchHealth(s.ctx, log.With("phase", "health"))
 	return nil
 }
 
 // cairnd is the cluster service: restarted whenever it exits, its lines on
 // the console (never waiting for it) and in /var/log/cairnd.log with the
-// time, started and waited for through the reaper.
+// time, started and waited for through the reaper. Stopping it gives it
+// longer than it gives its own components (20 s), then ends its whole
+// session, so nothing it started outlives it into the unmount of /var.
 func cairnd(role string, log *slog.Logger) *service.Service {
+	lines := log.With("service", "cairnd")
 	return &service.Service{
 		Name: "cairnd",
 		Command: func() *exec.Cmd {
@@ -44,10 +47,10 @@ func cairnd(role string, log *slog.Logger) *service.Service {
 			return cmd
 		},
 		Policy: service.Forever, LogFile: "/var/log/cairnd.log", Stamp: true,
-		Line:  func(line string) { log.Info(line) },
+		Line:  func(line string) { lines.Info(line) },
 		Start: reaper.Start, Wait: reaper.Wait,
 		Backoff: retry.Backoff{Min: time.Second, Max: time.Minute}, ResetAfter: time.Minute,
-		Log: log,
+		Grace: 30 * time.Second, Log: log,
 	}
 }
 

@@ -1,8 +1,10 @@
 // Package retry is how Cairn waits between attempts at something that can
 // fail for a while (a DHCP lease, a join, an API call, a crashed
 // process): a wait that doubles from Min up to Max and starts over after a
-// success. Every retrying loop in init and cairnd goes through it, so that
-// none spins and none waits without end.
+// success. Loops that retry a failed attempt go through it, so that none
+// spins and none waits without end; a wait for something to appear (a disk,
+// a partition, a socket) polls at a short fixed interval up to a deadline
+// instead.
 package retry
 
 import (

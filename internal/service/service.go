@@ -56,7 +56,8 @@ type Service struct {
 	Backoff    retry.Backoff
 	ResetAfter time.Duration
 	// Grace is how long a stopped program has between SIGTERM and
-	// SIGKILL (default 10 s).
+	// SIGKILL (default 10 s). A program in a session or process group of
+	// its own (Setsid, Setpgid) is killed with its whole group.
 	Grace time.Duration
 	Log   *slog.Logger
 }
@@ -154,6 +155,9 @@ func stopOnCancel(ctx context.Context, cmd *exec.Cmd, grace time.Duration, exite
 	case <-exited:
 	case <-t.C:
 		cmd.Process.Kill()
+		if a := cmd.SysProcAttr; a != nil && (a.Setsid || a.Setpgid) {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what it started too
+		}
 	}
 }
 

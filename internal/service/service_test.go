@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,5 +149,31 @@ func TestRotatingKeepsOneOldFile(t *testing.T) {
 	files, _ := os.ReadDir(dir)
 	if string(cur) != strings.Repeat("e", 60) || string(old) != strings.Repeat("d", 60) || len(files) != 2 {
 		t.Errorf("current %q, old %q, %d files", cur, old, len(files))
+	}
+}
+
+// TestStopKillsTheGroup stops a program that ignores SIGTERM and leaves a
+// child in its process group: after the grace period both are gone.
+func TestStopKillsTheGroup(t *testing.T) {
+	dir := t.TempDir()
+	s := script(dir, `trap '' TERM; sleep 60 & echo $! > child; echo up; wait`, Forever)
+	s.Command = func(cmd func() *exec.Cmd) func() *exec.Cmd {
+		return func() *exec.Cmd { c := cmd(); c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}; return c }
+	}(s.Command)
+	up := make(chan struct{})
+	var once sync.Once
+	s.Line = func(string) { once.Do(func() { close(up) }) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	<-up
+	data, _ := os.ReadFile(filepath.Join(dir, "child"))
+	child, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	cancel()
+	<-done
+	for deadline := time.Now().Add(5 * time.Second); syscall.Kill(child, 0) == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child %d outlived its stopped parent", child)
+		}
 	}
 }

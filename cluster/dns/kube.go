@@ -34,19 +34,27 @@ func Watch(ctx context.Context, cs kubernetes.Interface, recs *Records) {
 		}
 		recs.Set(svc.Name, svc.Namespace, ips)
 	}
-	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	inf.AddEventHandler(handlers(set, func(obj any) {
+		if svc, ok := obj.(*corev1.Service); ok {
+			recs.Set(svc.Name, svc.Namespace, nil)
+		}
+	}))
+	f.Start(ctx.Done())
+}
+
+// handlers calls set for each object added or changed and gone for each
+// deleted (also when the informer only learnt of it late).
+func handlers(set, gone func(obj any)) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    set,
 		UpdateFunc: func(_, obj any) { set(obj) },
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
-			if svc, ok := obj.(*corev1.Service); ok {
-				recs.Set(svc.Name, svc.Namespace, nil)
-			}
+			gone(obj)
 		},
-	})
-	f.Start(ctx.Done())
+	}
 }
 
 // WatchNodes keeps the nodes' addresses in c until ctx ends.
@@ -58,18 +66,11 @@ func WatchNodes(ctx context.Context, cs kubernetes.Interface, c *Clients) {
 			c.SetNode(n.Name, nodeAddrs(n))
 		}
 	}
-	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    set,
-		UpdateFunc: func(_, obj any) { set(obj) },
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if n, ok := obj.(*corev1.Node); ok {
-				c.SetNode(n.Name, nil)
-			}
-		},
-	})
+	inf.AddEventHandler(handlers(set, func(obj any) {
+		if n, ok := obj.(*corev1.Node); ok {
+			c.SetNode(n.Name, nil)
+		}
+	}))
 	f.Start(ctx.Done())
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/cairn-os/cairn/boot"
@@ -19,12 +20,12 @@ import (
 	"github.com/cairn-os/cairn/cluster/join"
 	"github.com/cairn-os/cairn/cluster/server"
 	"github.com/cairn-os/cairn/configs"
-	"github.com/cairn-os/cairn/internal/atomicfile"
 	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // runAgent joins the server named in the config with the image's token,
-// retrying with back-off until it is let in, then runs the node.
+// retrying with back-off until it is let in, then runs the node and joins
+// again whenever its certificates are half-way through their life.
 func runAgent(ctx context.Context, log *slog.Logger) error {
 	cfg, _, err := configs.Load(boot.EffectiveConfig)
 	if err != nil {
@@ -47,7 +48,33 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	me := join.Agent{Server: c.Server, Token: tok, Node: hostname}
+	creds := join.Creds{Dir: filepath.Join(agent.RunDir, "tls"), Server: c.Server}
+	resp, err := firstJoin(ctx, log, c, &me, creds)
+	if err != nil {
+		return err
+	}
+	node := &agent.Agent{
+		Node: agent.Node{
+			Name: hostname, IP: me.IPs[0].String(), ClusterCIDR: resp.ClusterCIDR, ClusterDNS: resp.ClusterDNS,
+			Domain: resp.Domain, ClientCA: creds.ClientCA(), Labels: c.Labels, Taints: c.Taints,
+			TLSCert: creds.Serving(), TLSKey: creds.Serving(),
+		},
+		Self: self, KubeletKubeconfig: creds.KubeletKubeconfig(), ProxyKubeconfig: creds.ProxyKubeconfig(),
+		ExtraArgs: c.ExtraArgs, Log: log, LogDir: server.LogDir,
+		Ready: func() {
+			if err := boot.WriteHealth("node=ready"); err != nil {
+				log.Warn("health file", "err", err)
+			}
+		},
+	}
+	renewal := &join.Renewal{Creds: creds, Join: me.Join, Now: time.Now, Log: log}
+	return runRenewing(ctx, node, renewal)
+}
 
+// firstJoin joins until the server lets this node in, and keeps the
+// certificates in creds. It sets me's password and address.
+func firstJoin(ctx context.Context, log *slog.Logger, c *configs.Cluster, me *join.Agent, creds join.Creds) (*join.Response, error) {
 	pwFile := filepath.Join(agent.DefaultDir, "node-password")
 	password, err := join.NodePassword(pwFile)
 	damaged := errors.Is(err, join.ErrPasswordDamaged)
@@ -59,70 +86,47 @@ func runAgent(ctx context.Context, log *slog.Logger) error {
 		password, err = join.NewPassword()
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var nodeIP net.IP
-	var keys *join.Keys
+	me.Password = password
 	var resp *join.Response
-	err = retry.Until(ctx, retry.Backoff{Min: 5 * time.Second, Max: 2 * time.Minute}, func(ctx context.Context) error {
-		if nodeIP, err = agentIP(c); err != nil {
-			return err
-		}
-		req, k, err := join.NewRequest(hostname, password, []net.IP{nodeIP})
+	err = retry.Until(ctx, join.Backoff, func(ctx context.Context) error {
+		ip, err := agentIP(c)
 		if err != nil {
 			return err
 		}
-		keys = k
-		resp, err = join.Do(ctx, c.Server, tok, req)
-		return err
+		me.IPs = []net.IP{ip}
+		r, keys, err := me.Join(ctx)
+		if err != nil {
+			return err
+		}
+		resp = r
+		return creds.Write(r, keys)
 	}, func(err error, wait time.Duration) {
 		log.Error("joining the server failed; retrying", "server", c.Server, "err", err, "in", wait)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	log.Info("joined the server", "server", c.Server, "node", hostname, "nodeIP", nodeIP)
+	log.Info("joined the server", "server", c.Server, "node", me.Node, "nodeIP", me.IPs[0])
 	if damaged {
 		if err := join.KeepPassword(pwFile, password); err != nil {
-			return err
+			return nil, err
 		}
 		log.Info("the server took a new node password; it replaces the damaged one", "file", pwFile)
 	}
+	return resp, nil
+}
 
-	dir := filepath.Join(agent.RunDir, "tls")
-	kubeletKC, err := identity.Kubeconfig("cairn", c.Server, resp.ServerCA, resp.Kubelet, keys.Kubelet)
-	if err != nil {
-		return err
-	}
-	proxyKC, err := identity.Kubeconfig("cairn", c.Server, resp.ServerCA, resp.Proxy, keys.Proxy)
-	if err != nil {
-		return err
-	}
-	files := map[string][]byte{
-		"client-ca.crt": resp.ClientCA, "kubelet-serving.crt": resp.Serving, "kubelet-serving.key": keys.Serving,
-		"kubelet.kubeconfig": kubeletKC, "kube-proxy.kubeconfig": proxyKC,
-	}
-	for name, data := range files {
-		if err := atomicfile.WritePrivate(filepath.Join(dir, name), data); err != nil {
-			return err
-		}
-	}
-	kubeconfig := filepath.Join(dir, "kubelet.kubeconfig")
-	node := &agent.Agent{
-		Node: agent.Node{
-			Name: hostname, IP: nodeIP.String(), ClusterCIDR: resp.ClusterCIDR, ClusterDNS: resp.ClusterDNS,
-			Domain: resp.Domain, ClientCA: filepath.Join(dir, "client-ca.crt"), Labels: c.Labels, Taints: c.Taints,
-			TLSCert: filepath.Join(dir, "kubelet-serving.crt"), TLSKey: filepath.Join(dir, "kubelet-serving.key"),
-		},
-		Self: self, KubeletKubeconfig: kubeconfig, ProxyKubeconfig: filepath.Join(dir, "kube-proxy.kubeconfig"),
-		ExtraArgs: c.ExtraArgs, Log: log, LogDir: server.LogDir,
-		Ready: func() {
-			if err := boot.WriteHealth("node=ready"); err != nil {
-				log.Warn("health file", "err", err)
-			}
-		},
-	}
-	return node.Run(ctx)
+// runRenewing runs the node, and renews its certificates while it runs.
+func runRenewing(ctx context.Context, node *agent.Agent, renewal *join.Renewal) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { renewal.Run(ctx) })
+	err := node.Run(ctx)
+	cancel()
+	wg.Wait()
+	return err
 }
 
 // agentIP is cluster.nodeIP, else the address this machine sends from to

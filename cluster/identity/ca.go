@@ -28,6 +28,19 @@ const (
 	backdate     = time.Hour // tolerate clocks a little behind
 )
 
+// NodeLifetime is how long a node's certificates last: the kubelet's
+// client and serving certificates and kube-proxy's. A running node renews
+// them half-way through (RenewAt) by joining again, so a node whose joins
+// are refused (a refused name, a retired token) is out of the cluster
+// within this time, with no revocation list.
+const NodeLifetime = 30 * 24 * time.Hour
+
+// RenewAt is when a certificate is half-way through its life, when its
+// holder should get a new one.
+func RenewAt(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)
+}
+
 func newCA(cn string, now time.Time) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -94,6 +107,10 @@ type Leaf struct {
 	DNSNames      []string
 	IPs           []net.IP
 	Server        bool // server auth usage, else client auth
+	// Lifetime is how long the certificate lasts: NodeLifetime for a
+	// node's; zero for 5 years (the control plane's, made at each server
+	// start, and the administrator's).
+	Lifetime time.Duration
 }
 
 // Issue signs a new key pair for l and returns the certificate and key in PEM.
@@ -163,11 +180,15 @@ func (ca *CA) Sign(l Leaf, pub crypto.PublicKey, now time.Time) ([]byte, error) 
 	if l.Server {
 		usage = x509.ExtKeyUsageServerAuth
 	}
+	life := l.Lifetime
+	if life == 0 {
+		life = leafLifetime
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: l.CommonName, Organization: l.Organizations},
 		NotBefore:    now.Add(-backdate),
-		NotAfter:     now.Add(leafLifetime),
+		NotAfter:     now.Add(life),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 		DNSNames:     l.DNSNames,

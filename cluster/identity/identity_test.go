@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -230,4 +233,49 @@ func clientFrom(t *testing.T, kubeconfig []byte) *http.Client {
 		t.Fatal(err)
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+}
+
+// TestNodeCertificatesAreShortLived checks that a node's certificate lasts
+// NodeLifetime and is due for renewal half-way, while one without a
+// lifetime (the control plane's, the administrator's) keeps the long one.
+func TestNodeCertificatesAreShortLived(t *testing.T) {
+	b, _, _ := LoadOrCreate(filepath.Join(t.TempDir(), "lab"), now)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	out, err := b.ClientCA.Sign(Leaf{CommonName: "system:node:edge-7", Lifetime: NodeLifetime}, &key.PublicKey, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, _ := ParseCert(out)
+	if got := node.NotAfter.Sub(now); got != NodeLifetime || NodeLifetime > 31*24*time.Hour {
+		t.Errorf("a node certificate lasts %v from now, want NodeLifetime (%v), at most a month", got, NodeLifetime)
+	}
+	if at, want := RenewAt(node), now.Add(NodeLifetime/2); at.Before(want.Add(-time.Hour)) || at.After(want) {
+		t.Errorf("renewal due at %v, want half-way, about %v", at, want)
+	}
+	out, _ = b.ClientCA.Sign(Leaf{CommonName: "cairn-admin"}, &key.PublicKey, now)
+	if admin, _ := ParseCert(out); admin.NotAfter.Before(now.Add(4 * 365 * 24 * time.Hour)) {
+		t.Errorf("a certificate without a lifetime ends %v", admin.NotAfter)
+	}
+}
+
+// TestKubeconfigFileNamesThePEM checks that a node's kubeconfig names its
+// certificate file for both the certificate and the key, and embeds none.
+func TestKubeconfigFileNamesThePEM(t *testing.T) {
+	b, _, _ := LoadOrCreate(filepath.Join(t.TempDir(), "lab"), now)
+	kc, err := KubeconfigFile("cairn", "https://10.0.0.1:6443", b.ServerCA.CertPEM, "/run/cairn/agent/tls/kubelet-client.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Users []struct {
+			User map[string]string `yaml:"user"`
+		} `yaml:"users"`
+	}
+	if err := yaml.Unmarshal(kc, &doc); err != nil || len(doc.Users) != 1 {
+		t.Fatalf("%v\n%s", err, kc)
+	}
+	want := map[string]string{"client-certificate": "/run/cairn/agent/tls/kubelet-client.pem", "client-key": "/run/cairn/agent/tls/kubelet-client.pem"}
+	if got := doc.Users[0].User; !maps.Equal(got, want) {
+		t.Errorf("user %v, want %v", got, want)
+	}
 }

@@ -24,17 +24,32 @@ func (b *Bundle) AdminKubeconfig(cluster, server string, now time.Time) ([]byte,
 // Kubeconfig renders a one-cluster, one-user kubeconfig with embedded data.
 func Kubeconfig(cluster, server string, caPEM, certPEM, keyPEM []byte) ([]byte, error) {
 	b64 := base64.StdEncoding.EncodeToString
+	return kubeconfig(cluster, server, caPEM, map[string]any{
+		"client-certificate-data": b64(certPEM), "client-key-data": b64(keyPEM),
+	})
+}
+
+// KubeconfigFile renders a one-cluster, one-user kubeconfig whose client
+// certificate and key are in pemFile (the certificate, then the key).
+// client-go reads a file it names again when it changes and then closes
+// its connections, so a program that uses the kubeconfig picks up a
+// renewed certificate within minutes, without a restart; one file for
+// both is replaced whole, so it never reads a certificate with another's
+// key.
+func KubeconfigFile(cluster, server string, caPEM []byte, pemFile string) ([]byte, error) {
+	return kubeconfig(cluster, server, caPEM, map[string]any{"client-certificate": pemFile, "client-key": pemFile})
+}
+
+func kubeconfig(cluster, server string, caPEM []byte, userCreds map[string]any) ([]byte, error) {
 	user := cluster + "-admin"
 	doc := map[string]any{
 		"apiVersion":      "v1",
 		"kind":            "Config",
 		"current-context": cluster,
 		"clusters": []any{map[string]any{"name": cluster, "cluster": map[string]any{
-			"server": server, "certificate-authority-data": b64(caPEM),
+			"server": server, "certificate-authority-data": base64.StdEncoding.EncodeToString(caPEM),
 		}}},
-		"users": []any{map[string]any{"name": user, "user": map[string]any{
-			"client-certificate-data": b64(certPEM), "client-key-data": b64(keyPEM),
-		}}},
+		"users": []any{map[string]any{"name": user, "user": userCreds}},
 		"contexts": []any{map[string]any{"name": cluster, "context": map[string]any{
 			"cluster": cluster, "user": user,
 		}}},

@@ -43,6 +43,29 @@ func NewRequest(node, password string, ips []net.IP) (*Request, *Keys, error) {
 	return req, keys, nil
 }
 
+// Agent is what an agent joins with: the server's API URL, the image's
+// token, its node name and password, and its addresses.
+type Agent struct {
+	Server   string
+	Token    identity.Token
+	Node     string
+	Password string
+	IPs      []net.IP
+}
+
+// Join makes new keys and joins with them.
+func (a Agent) Join(ctx context.Context) (*Response, *Keys, error) {
+	req, keys, err := NewRequest(a.Node, a.Password, a.IPs)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := Do(ctx, a.Server, a.Token, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, keys, nil
+}
+
 // URL is the join endpoint of the server whose API is at apiURL.
 func URL(apiURL string) (string, error) {
 	u, err := url.Parse(apiURL)

@@ -12,6 +12,13 @@
 // requests, and a request that asks for others is refused. Private keys
 // never leave the agent.
 //
+// The certificates last identity.NodeLifetime (30 days). The agent keeps
+// them in Creds, each with its key in one file that its kubeconfigs name,
+// and joins again while it runs once they are half-way through their life
+// (Renewal); the kubelet and kube-proxy read the replaced files without a
+// restart. A server's own node gets the same certificates from Issue,
+// renewed the same way.
+//
 // The kubelet's serving certificate comes from the cluster's
 // kubelet-serving CA, not the server CA: only the apiserver trusts it, and
 // only to reach kubelets, so a token holder cannot make a certificate that

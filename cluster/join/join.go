@@ -190,10 +190,12 @@ func (s *Server) refuseNode(w http.ResponseWriter, r *http.Request, node string,
 
 var errBadRequest = errors.New("bad join request")
 
-// grant is what a join is let have: its node name and addresses, and the
-// certificate requests it proved it holds the keys of.
+// grant is what a join is let have: its node name, the names and
+// addresses of its serving certificate, and the certificate requests it
+// proved it holds the keys of.
 type grant struct {
 	node                    string
+	names                   []string
 	ips                     []net.IP
 	kubelet, serving, proxy *x509.CertificateRequest
 }
@@ -213,33 +215,43 @@ func (s *Server) check(req Request) (*grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &grant{node: req.Node, ips: ips}
+	g := &grant{node: req.Node, names: []string{req.Node}, ips: ips}
+	if err := g.take(req); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// take reads the join's certificate requests, and refuses one that asks
+// for more than g grants.
+func (g *grant) take(req Request) error {
 	for _, c := range []struct {
 		dst   **x509.CertificateRequest
 		pem   []byte
 		names []string
 		ips   []net.IP
-	}{{&g.kubelet, req.Kubelet, nil, nil}, {&g.serving, req.Serving, []string{req.Node}, ips}, {&g.proxy, req.Proxy, nil, nil}} {
+	}{{&g.kubelet, req.Kubelet, nil, nil}, {&g.serving, req.Serving, g.names, g.ips}, {&g.proxy, req.Proxy, nil, nil}} {
 		csr, err := identity.ParseRequest(c.pem)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+			return fmt.Errorf("%w: %w", errBadRequest, err)
 		}
 		if err := checkRequest(csr, c.names, c.ips); err != nil {
-			return nil, err
+			return err
 		}
 		*c.dst = csr
 	}
-	return g, nil
+	return nil
 }
 
 // sign issues the node's certificates with subjects the server decides:
 // the kubelet's client certificate, its serving certificate for the node's
-// name and addresses from the kubelet-serving CA, and kube-proxy's.
+// name and addresses from the kubelet-serving CA, and kube-proxy's, each
+// for identity.NodeLifetime.
 func (s *Server) sign(g *grant) (*Response, error) {
 	b := s.Bundle
-	node := identity.Leaf{CommonName: "system:node:" + g.node, Organizations: []string{"system:nodes"}}
+	node := identity.Leaf{CommonName: "system:node:" + g.node, Organizations: []string{"system:nodes"}, Lifetime: identity.NodeLifetime}
 	serving := node
-	serving.DNSNames, serving.IPs, serving.Server = []string{g.node}, g.ips, true
+	serving.DNSNames, serving.IPs, serving.Server = g.names, g.ips, true
 	resp := &Response{Cluster: s.Cluster, ServerCA: b.ServerCA.CertPEM, ClientCA: b.ClientCA.CertPEM}
 	for _, c := range []struct {
 		ca  *identity.CA
@@ -249,7 +261,7 @@ func (s *Server) sign(g *grant) (*Response, error) {
 	}{
 		{b.ClientCA, g.kubelet, node, &resp.Kubelet},
 		{b.KubeletServingCA, g.serving, serving, &resp.Serving},
-		{b.ClientCA, g.proxy, identity.Leaf{CommonName: "system:kube-proxy"}, &resp.Proxy},
+		{b.ClientCA, g.proxy, identity.Leaf{CommonName: "system:kube-proxy", Lifetime: identity.NodeLifetime}, &resp.Proxy},
 	} {
 		cert, err := c.ca.Sign(c.l, c.csr.PublicKey, s.Now())
 		if err != nil {
@@ -258,4 +270,21 @@ func (s *Server) sign(g *grant) (*Response, error) {
 		*c.dst = cert
 	}
 	return resp, nil
+}
+
+// Issue makes the certificates of a server's own node with the cluster's
+// CAs, as a join would, with new keys: a server's node does not join. Its
+// serving certificate is also for localhost and 127.0.0.1, which no join
+// may ask for.
+func Issue(b *identity.Bundle, node string, ips []net.IP, now time.Time) (*Response, *Keys, error) {
+	req, keys, err := NewRequest(node, "", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	g := &grant{node: node, names: []string{node, "localhost"}, ips: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...)}
+	if err := g.take(*req); err != nil {
+		return nil, nil, err
+	}
+	resp, err := (&Server{Bundle: b, Now: func() time.Time { return now }}).sign(g)
+	return resp, keys, err
 }

@@ -36,8 +36,9 @@ func (p Paths) KubeconfigFor(component string) string {
 func (p Paths) AdminKubeconfig() string { return p.KubeconfigFor("admin") }
 
 // writePKI writes the CA certificates, the keys the components need, a
-// serving certificate for the node's names and addresses, and client
-// certificates with kubeconfigs for the components and the admin.
+// serving certificate for the node's names and addresses, client
+// certificates with kubeconfigs for the components and the admin, and the
+// certificates of the server's own node (NodeCreds).
 func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now time.Time) error {
 	files, err := b.Files()
 	if err != nil {
@@ -58,13 +59,7 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 	w.issue(b.ServerCA, identity.Leaf{CommonName: "kube-apiserver", DNSNames: dns, IPs: sans, Server: true}, p.tls("apiserver"), now)
 	w.issue(b.ClientCA, identity.Leaf{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}}, p.tls("apiserver-kubelet-client"), now)
 	w.issue(b.RequestHeaderCA, identity.Leaf{CommonName: "front-proxy-client"}, p.tls("front-proxy-client"), now)
-	// The kubelet's serving certificate, from the kubelet-serving CA, which
-	// only the apiserver trusts (--kubelet-certificate-authority, for logs
-	// and exec).
-	w.issue(b.KubeletServingCA, identity.Leaf{CommonName: "system:node:" + hostname, Organizations: []string{"system:nodes"},
-		DNSNames: []string{hostname, "localhost"}, IPs: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...), Server: true}, p.tls("kubelet-serving"), now)
 
-	local := fmt.Sprintf("https://127.0.0.1:%d", APIPort)
 	for _, c := range []struct {
 		name string
 		leaf identity.Leaf
@@ -72,9 +67,6 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 		{"admin", identity.Leaf{CommonName: "cairn-admin", Organizations: []string{"system:masters"}}},
 		{"kube-controller-manager", identity.Leaf{CommonName: "system:kube-controller-manager"}},
 		{"kube-scheduler", identity.Leaf{CommonName: "system:kube-scheduler"}},
-		// The server's own node.
-		{"kubelet", identity.Leaf{CommonName: "system:node:" + hostname, Organizations: []string{"system:nodes"}}},
-		{"kube-proxy", identity.Leaf{CommonName: "system:kube-proxy"}},
 	} {
 		if w.err != nil {
 			break
@@ -83,13 +75,32 @@ func writePKI(p Paths, b *identity.Bundle, hostname string, ips []net.IP, now ti
 		if err != nil {
 			return err
 		}
-		kc, err := identity.Kubeconfig("local", local, b.ServerCA.CertPEM, cert, key)
+		kc, err := identity.Kubeconfig("local", localAPI, b.ServerCA.CertPEM, cert, key)
 		if err != nil {
 			return err
 		}
 		w.file(p.KubeconfigFor(c.name), kc)
 	}
-	return w.err
+	if w.err != nil {
+		return w.err
+	}
+	resp, keys, err := join.Issue(b, hostname, ips, now)
+	if err != nil {
+		return err
+	}
+	return p.NodeCreds().Write(resp, keys)
+}
+
+// localAPI is the apiserver, as the components on the server reach it.
+var localAPI = fmt.Sprintf("https://127.0.0.1:%d", APIPort)
+
+// NodeCreds are the certificates of the server's own node: made at each
+// start like the others, but for identity.NodeLifetime, and renewed while
+// the server runs (join.Issue), as an agent's are. Its kubelet's serving
+// certificate is from the kubelet-serving CA, which only the apiserver
+// trusts (--kubelet-certificate-authority, for logs and exec).
+func (p Paths) NodeCreds() join.Creds {
+	return join.Creds{Dir: filepath.Join(p.Dir, "node"), Server: localAPI}
 }
 
 // apiserverNames are the names and addresses the apiserver's serving

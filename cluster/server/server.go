@@ -121,13 +121,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { m.run(ctx) })
 	// A server is also a node, so a single server is a usable cluster.
+	creds := p.NodeCreds()
+	renewal := &join.Renewal{Creds: creds, Now: time.Now, Log: s.Log, Join: func(context.Context) (*join.Response, *join.Keys, error) {
+		return join.Issue(s.Bundle, hostname, ips, time.Now())
+	}}
+	wg.Go(func() { renewal.Run(ctx) })
 	node := &agent.Agent{
 		Node: agent.Node{
 			Name: hostname, IP: advertise.String(), ClusterCIDR: cluster.ClusterCIDR, ClusterDNS: cluster.ClusterDNS,
-			Domain: cluster.Domain, ClientCA: p.tls(identity.FileClientCA), Labels: c.Labels, Taints: c.Taints,
-			TLSCert: p.tls("kubelet-serving.crt"), TLSKey: p.tls("kubelet-serving.key"),
+			Domain: cluster.Domain, ClientCA: creds.ClientCA(), Labels: c.Labels, Taints: c.Taints,
+			TLSCert: creds.Serving(), TLSKey: creds.Serving(),
 		},
-		Self: s.Self, KubeletKubeconfig: p.KubeconfigFor("kubelet"), ProxyKubeconfig: p.KubeconfigFor("kube-proxy"),
+		Self: s.Self, KubeletKubeconfig: creds.KubeletKubeconfig(), ProxyKubeconfig: creds.ProxyKubeconfig(),
 		ExtraArgs: c.ExtraArgs, Log: s.Log, LogDir: s.LogDir,
 		Ready: func() {
 			if err := boot.WriteHealth("apiserver=ready,node=ready"); err != nil {

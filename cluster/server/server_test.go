@@ -53,18 +53,31 @@ func TestStateFolder(t *testing.T) {
 		}
 	}
 	// The kubelet's serving certificate is from the kubelet-serving CA,
-	// which the apiserver checks, and is not trusted as a server's.
-	kubelet, err := identity.ParseCert(must(os.ReadFile(p.tls("kubelet-serving.crt"))))
+	// which the apiserver checks, and is not trusted as a server's. Like
+	// the node's client certificates, it lasts as long as an agent's, in a
+	// file with its key.
+	node := p.NodeCreds()
+	kubelet, err := identity.ParseCert(must(os.ReadFile(node.Serving())))
 	if err != nil {
 		t.Fatal(err)
 	}
 	kubelets := x509.NewCertPool()
 	kubelets.AddCert(b.KubeletServingCA.Cert)
-	if _, err := kubelet.Verify(x509.VerifyOptions{Roots: kubelets, DNSName: "10.0.2.15"}); err != nil {
-		t.Errorf("kubelet serving certificate: %v", err)
+	for _, name := range []string{"10.0.2.15", "127.0.0.1", "srv", "localhost"} {
+		if _, err := kubelet.Verify(x509.VerifyOptions{Roots: kubelets, DNSName: name}); err != nil {
+			t.Errorf("kubelet serving certificate for %s: %v", name, err)
+		}
 	}
 	if _, err := kubelet.Verify(x509.VerifyOptions{Roots: pool}); err == nil {
 		t.Error("the kubelet serving certificate verifies against the server CA")
+	}
+	if _, expires, err := node.RenewAt(); err != nil || expires.After(time.Now().Add(identity.NodeLifetime)) {
+		t.Errorf("the server's node certificates expire %v (%v), after NodeLifetime", expires, err)
+	}
+	for _, kc := range []string{node.KubeletKubeconfig(), node.ProxyKubeconfig()} {
+		if st, err := os.Stat(kc); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v", kc, err)
+		}
 	}
 	if ca := string(must(os.ReadFile(p.tls(identity.FileKubeletServingCA)))); ca != string(b.KubeletServingCA.CertPEM) {
 		t.Errorf("--kubelet-certificate-authority file: %s", ca)

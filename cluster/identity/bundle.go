@@ -32,6 +32,11 @@ type Bundle struct {
 	ServiceAccountKey *ecdsa.PrivateKey
 	EncryptionKey     []byte // 32 bytes, for Secrets at rest
 	Secret            string // the join secret
+	// PreviousSecret is the join secret that RotateSecret replaced,
+	// accepted until PreviousUntil so that agents built with it still join
+	// until they are rebuilt; "" when there is none.
+	PreviousSecret string
+	PreviousUntil  time.Time
 	// Added names the files LoadOrCreate added to a bundle that an older
 	// cairn made.
 	Added []string
@@ -50,7 +55,8 @@ const (
 	FileServiceAccountKey = "service-account.key"
 	FileEncryptionKey     = "encryption.key"
 	FileSecret            = "join-secret"
-	FileToken             = "token" // written for people; the secret is the source
+	FilePreviousSecret    = "previous-join-secret" // "SECRET UNTIL", UNTIL in RFC 3339; only after a rotation
+	FileToken             = "token"                // written for people; the secret is the source
 )
 
 // DefaultDir is where the bundle of the named cluster lives:
@@ -122,15 +128,22 @@ func generate(now time.Time) (*Bundle, error) {
 		return nil, err
 	}
 	b.EncryptionKey = make([]byte, 32)
-	secret := make([]byte, 16)
 	if _, err := rand.Read(b.EncryptionKey); err != nil {
 		return nil, err
 	}
-	if _, err := rand.Read(secret); err != nil {
+	if b.Secret, err = newSecret(); err != nil {
 		return nil, err
 	}
-	b.Secret = hex.EncodeToString(secret)
 	return b, nil
+}
+
+// newSecret makes a random join secret.
+func newSecret() (string, error) {
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(secret), nil
 }
 
 // Files returns the bundle's files by name.
@@ -147,6 +160,9 @@ func (b *Bundle) Files() (map[string][]byte, error) {
 	}
 	for _, ca := range b.cas() {
 		files[ca.cert], files[ca.key] = (*ca.dst).CertPEM, (*ca.dst).KeyPEM
+	}
+	if b.PreviousSecret != "" {
+		files[FilePreviousSecret] = []byte(b.PreviousSecret + " " + b.PreviousUntil.UTC().Format(time.RFC3339) + "\n")
 	}
 	return files, nil
 }
@@ -220,6 +236,9 @@ func Load(dir string) (*Bundle, error) {
 	b.Secret = strings.TrimSpace(string(secret))
 	if !jointoken.ValidSecret(b.Secret) {
 		return nil, fmt.Errorf("%w: %s is not a join secret (16 to 64 of a-z, 0-9)", ErrBundle, filepath.Join(dir, FileSecret))
+	}
+	if err := b.loadPrevious(dir); err != nil {
+		return nil, err
 	}
 	return b, nil
 }

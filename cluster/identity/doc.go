@@ -7,7 +7,11 @@
 // lacks on the next build; the CAs it has are never replaced.
 //
 // The join token names the server CA by its hash, so an agent that holds
-// only the token can refuse a server whose CA does not match. The package
+// only the token can refuse a server whose CA does not match.
+// RotateSecret replaces the join secret and keeps the old one, which
+// CheckSecret accepts until a deadline, so agents built with it keep
+// joining until they are rebuilt. Node certificates last NodeLifetime and
+// are renewed half-way (RenewAt); the others last 5 years. The package
 // also writes the admin kubeconfig that `cairn build` leaves next to a
 // server image.
 //

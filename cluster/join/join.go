@@ -2,7 +2,6 @@ package join
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -111,9 +110,12 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(s.Bundle.Secret)) != 1 {
-		s.refuse(w, r, http.StatusUnauthorized, "join refused: wrong token secret",
-			"the join token's secret is not this cluster's; build the agent with the token from the cluster's secrets folder")
+	if err := s.Bundle.CheckSecret(secret, s.Now()); err != nil {
+		what := "join refused: wrong token secret"
+		if errors.Is(err, identity.ErrSecretRetired) {
+			what = "join refused: retired token"
+		}
+		s.refuse(w, r, http.StatusUnauthorized, what, err.Error())
 		return
 	}
 	req, ok := s.decode(w, r)

@@ -189,6 +189,41 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	}
 }
 
+// TestPreviousTokenIsAcceptedUntilItsDeadline checks that after a
+// rotation, agents built with the old token still join until its
+// deadline, and are then refused with the fix, while the new token joins.
+func TestPreviousTokenIsAcceptedUntilItsDeadline(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lab")
+	old, _, _ := identity.LoadOrCreate(dir, now)
+	b, err := identity.RotateSecret(dir, now, 7*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log logBuffer
+	clk := &clock{t: now}
+	s := &Server{Bundle: b, Cluster: cluster, Passwords: &passwords{set: map[string]string{}}, Now: clk.now, Log: slog.New(slog.NewTextHandler(&log, nil))}
+	api := start(t, s)
+	join := func(token string) error {
+		tok, _ := identity.ParseToken(token)
+		req, _, _ := NewRequest("edge-7", password1, []net.IP{net.IPv4(192, 168, 77, 2)})
+		_, err := do(t, api, tok, req)
+		return err
+	}
+	if err := join(old.Token()); err != nil {
+		t.Errorf("the old token before its deadline: %v", err)
+	}
+	clk.add(7 * 24 * time.Hour)
+	if err := join(old.Token()); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "rebuild this agent's image") {
+		t.Errorf("the old token at its deadline: %v", err)
+	}
+	if !strings.Contains(log.String(), "join refused: retired token") {
+		t.Errorf("server log:\n%s", log.String())
+	}
+	if err := join(b.Token()); err != nil {
+		t.Errorf("the new token: %v", err)
+	}
+}
+
 func TestOtherServerCAIsNotTrusted(t *testing.T) {
 	b, api, log, _ := serve(t)
 	other, _, err := identity.LoadOrCreate(filepath.Join(t.TempDir(), "other"), now)

@@ -11,14 +11,30 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// admin is the cluster's administrator (group system:masters).
+var admin = Leaf{CommonName: "cairn-admin", Organizations: []string{"system:masters"}}
+
 // AdminKubeconfig returns a kubeconfig for the cluster's administrator
-// (group system:masters) that trusts only the cluster's server CA.
+// that trusts only the cluster's server CA.
 func (b *Bundle) AdminKubeconfig(cluster, server string, now time.Time) ([]byte, error) {
-	cert, key, err := b.ClientCA.Issue(Leaf{CommonName: "cairn-admin", Organizations: []string{"system:masters"}}, now)
+	cert, key, err := b.ClientCA.Issue(admin, now)
 	if err != nil {
 		return nil, err
 	}
 	return Kubeconfig(cluster, server, b.ServerCA.CertPEM, cert, key)
+}
+
+// AdminTLS is a TLS client config for the cluster's administrator, whose
+// certificate lasts for life, for one command; it trusts only the
+// cluster's server CA.
+func (b *Bundle) AdminTLS(now time.Time, life time.Duration) (*tls.Config, error) {
+	l := admin
+	l.Lifetime = life
+	cert, key, err := b.ClientCA.Issue(l, now)
+	if err != nil {
+		return nil, err
+	}
+	return (&ClientConfig{CAPEM: b.ServerCA.CertPEM, CertPEM: cert, KeyPEM: key}).TLSConfig()
 }
 
 // Kubeconfig renders a one-cluster, one-user kubeconfig with embedded data.

@@ -162,8 +162,8 @@ func NodePassword(file string) (string, error) {
 	case err == nil && len(bytes.TrimSpace(data)) >= MinPassword:
 		return string(bytes.TrimSpace(data)), nil
 	case err == nil:
-		return "", fmt.Errorf("%w: %s holds %d bytes, not a password; if the server refuses this node's name, retire the old node there (kubectl delete node NAME; kubectl -n kube-system delete secret NAME.node-password.cairn) and the agent keeps a new password at its next join",
-			ErrPasswordDamaged, file, len(data))
+		return "", fmt.Errorf("%w: %s holds %d bytes, not a password; if the server refuses this node's name, retire the old node there (kubectl delete node NAME; kubectl -n kube-system delete secret %s) and the agent keeps a new password at its next join",
+			ErrPasswordDamaged, file, len(data), PasswordSecret("NAME"))
 	case !errors.Is(err, os.ErrNotExist):
 		return "", err
 	}

@@ -19,6 +19,14 @@
 // restart. A server's own node gets the same certificates from Issue,
 // renewed the same way.
 //
+// Keeping a node out: the server accepts only the bundle's join secret, and
+// after a rotation the previous one until its deadline
+// (identity.Bundle.CheckSecret); and it refuses (403) every join under a
+// node name that the cluster's administrators refused, which Refuse does
+// from the build machine with a Secret in kube-system that the server
+// reads through Refusals. Either way the node's certificates run out
+// within identity.NodeLifetime.
+//
 // The kubelet's serving certificate comes from the cluster's
 // kubelet-serving CA, not the server CA: only the apiserver trusts it, and
 // only to reach kubelets, so a token holder cannot make a certificate that

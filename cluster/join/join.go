@@ -76,6 +76,7 @@ type Server struct {
 	Bundle    *identity.Bundle
 	Cluster   Cluster
 	Passwords Passwords
+	Refusals  Refusals // nil refuses no name
 	Reserved  Reserved
 	Limits    Limits
 	Now       func() time.Time
@@ -123,6 +124,9 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := s.check(req)
+	if err == nil {
+		err = s.refused(r.Context(), req.Node)
+	}
 	if err == nil {
 		// Last, as it keeps the password of a name not seen before.
 		err = s.Passwords.Check(r.Context(), req.Node, req.Password)
@@ -180,13 +184,15 @@ func (s *Server) refuseNode(w http.ResponseWriter, r *http.Request, node string,
 	switch {
 	case errors.Is(err, ErrNodePassword):
 		s.refuse(w, r, http.StatusForbidden, "join refused: node password mismatch", err.Error(), "node", node)
+	case errors.Is(err, ErrNodeRefused):
+		s.refuse(w, r, http.StatusForbidden, "join refused: node refused", err.Error(), "node", node)
 	case errors.Is(err, errReserved):
 		s.refuse(w, r, http.StatusForbidden, "join refused: reserved name or address", err.Error(), "node", node, "err", err)
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, errBadRequest) || errors.Is(err, ErrNodeName):
 		s.refuse(w, r, http.StatusBadRequest, "join refused", err.Error(), "node", node, "err", err)
 	default:
-		s.refuse(w, r, http.StatusServiceUnavailable, "join deferred: cannot check the node password",
-			"the server cannot check node passwords yet ("+err.Error()+")", "node", node, "err", err)
+		s.refuse(w, r, http.StatusServiceUnavailable, "join deferred: cannot check the node's name and password",
+			"the server cannot check node names and passwords yet ("+err.Error()+"); the agent tries again", "node", node, "err", err)
 	}
 }
 
@@ -204,8 +210,8 @@ type grant struct {
 
 // check checks all of a join but its node password.
 func (s *Server) check(req Request) (*grant, error) {
-	if !nodeRE.MatchString(req.Node) {
-		return nil, fmt.Errorf("%w: %q is not a node name (1 to 63 of a-z, 0-9 and '-')", errBadRequest, req.Node)
+	if err := checkNodeName(req.Node); err != nil {
+		return nil, err
 	}
 	if len(req.Password) < MinPassword {
 		return nil, fmt.Errorf("%w: the request has no node password of %d or more characters; update the agent's image", errBadRequest, MinPassword)

@@ -312,7 +312,7 @@ func TestNodePassword(t *testing.T) {
 	pw.mu.Lock()
 	pw.down = true
 	pw.mu.Unlock()
-	if err := join("edge-9", password1); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "cannot check node passwords yet") {
+	if err := join("edge-9", password1); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "cannot check node names and passwords yet") {
 		t.Errorf("with the password store down: %v", err)
 	}
 }

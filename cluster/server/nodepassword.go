@@ -19,15 +19,13 @@ import (
 // kube-system, in the datastore every server shares.
 type nodePasswords struct{ cs kubernetes.Interface }
 
-func nodePasswordSecret(node string) string { return node + ".node-password.cairn" }
-
 // Check implements join.Passwords. A name with no password yet gets this
 // one, unless a Node of that name exists already (the server's own node,
 // or a node that joined some other way): a token holder must not take it.
 func (n nodePasswords) Check(ctx context.Context, node, password string) error {
 	sum := sha256.Sum256([]byte(password))
 	hash := []byte(hex.EncodeToString(sum[:]))
-	name := nodePasswordSecret(node)
+	name := join.PasswordSecret(node)
 	secrets := n.cs.CoreV1().Secrets(metav1.NamespaceSystem)
 	for range 2 { // a second round after losing a race to create it
 		s, err := secrets.Get(ctx, name, metav1.GetOptions{})

@@ -88,7 +88,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	cluster := join.Cluster{ClusterCIDR: ClusterCIDR, ClusterDNS: ClusterDNSIP, Domain: ClusterDomain}
 	joins := &join.Server{Bundle: s.Bundle, Cluster: cluster, Passwords: nodePasswords{adminClient},
-		Reserved: reserved(hostname, ips), Now: time.Now, Log: s.Log}
+		Refusals: nodeRefusals{adminClient}, Reserved: reserved(hostname, ips), Now: time.Now, Log: s.Log}
 	wg.Go(func() {
 		addr := fmt.Sprintf(":%d", join.Port)
 		if err := joins.Listen(ctx, addr, p.tls("apiserver.crt"), p.tls("apiserver.key")); err != nil {

@@ -23,7 +23,9 @@ func TestClusterSecretsPerRole(t *testing.T) {
 	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	epoch := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	srv, err := clusterSecrets(log, &configs.Config{Node: configs.Node{Cluster: &configs.Cluster{Name: "lab", Role: "server"}}}, epoch)
+	server := &configs.Config{Node: configs.Node{Cluster: &configs.Cluster{Name: "lab", Role: "server"}}}
+	agent := &configs.Config{Node: configs.Node{Cluster: &configs.Cluster{Name: "lab", Role: "agent", Server: "https://10.0.2.2:6443"}}}
+	srv, err := clusterSecrets(log, server, epoch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,12 +34,24 @@ func TestClusterSecretsPerRole(t *testing.T) {
 			t.Errorf("the server image lacks %s", f)
 		}
 	}
-	agt, err := clusterSecrets(log, &configs.Config{Node: configs.Node{Cluster: &configs.Cluster{Name: "lab", Role: "agent", Server: "https://10.0.2.2:6443"}}}, epoch)
+	agt, err := clusterSecrets(log, agent, epoch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := slices.Sorted(maps.Keys(agt.files)); !slices.Equal(got, []string{identity.FileToken}) {
 		t.Errorf("the agent image carries %v, want the token alone", got)
+	}
+	// After a rotation, a server image carries the previous secret too,
+	// and an agent image the new token.
+	b, err := identity.RotateSecret(srv.bundle.Dir, epoch, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv, _ = clusterSecrets(log, server, epoch); len(srv.files[identity.FilePreviousSecret]) == 0 {
+		t.Error("the server image of a rotated cluster lacks the previous join secret")
+	}
+	if agt, _ = clusterSecrets(log, agent, epoch); string(agt.files[identity.FileToken]) != b.Token()+"\n" {
+		t.Errorf("the agent image of a rotated cluster carries the token %s", agt.files[identity.FileToken])
 	}
 }
 

@@ -2,6 +2,7 @@ package join
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -64,7 +65,10 @@ func (r *Renewal) renew(ctx context.Context, expires time.Time) error {
 		if err != nil {
 			return err
 		}
-		return r.Creds.Write(resp, keys)
+		if err := r.Creds.Write(resp, keys); err != nil {
+			return err
+		}
+		return r.fresh()
 	}, func(err error, wait time.Duration) {
 		r.Log.Error("renewing the node's certificates failed; retrying", "err", err, "in", wait, "expires", expires.Format(time.RFC3339))
 	})
@@ -72,4 +76,17 @@ func (r *Renewal) renew(ctx context.Context, expires time.Time) error {
 		r.Log.Info("renewed the node's certificates; the kubelet and kube-proxy take them up within 5 min", "dir", r.Creds.Dir)
 	}
 	return err
+}
+
+// fresh checks that the certificates just kept are not due already, which
+// would make Run join again at once, and again.
+func (r *Renewal) fresh() error {
+	renew, _, err := r.Creds.RenewAt()
+	if err != nil {
+		return err
+	}
+	if !renew.After(r.Now()) {
+		return fmt.Errorf("the new certificates are due for renewal already, at %s; set the clocks of this node and the server right (NTP)", renew.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

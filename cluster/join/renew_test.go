@@ -8,10 +8,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairn-os/cairn/cluster/identity"
+	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // agentOf is an agent of the cluster served at api, edge-7 at
@@ -132,5 +134,31 @@ func TestExpiredOrUnreadableCertificatesAreRenewedAtOnce(t *testing.T) {
 	r.Run(ctx)
 	if len(a.joins) != 1 || !a.joins[0].Equal(clk.now()) {
 		t.Errorf("with a damaged serving certificate: joins at %v, want one at once", a.joins)
+	}
+}
+
+// TestCertificatesDueAtOnceAreNotAHotLoop checks that when the server's
+// clock is a month behind the agent's, so that each new certificate is
+// due already, the agent backs off between joins and says which clocks to
+// set, rather than join again at once, and again.
+func TestCertificatesDueAtOnceAreNotAHotLoop(t *testing.T) {
+	clk := &clock{t: now}
+	a := newAgent(t, &Server{Cluster: cluster, Passwords: &passwords{set: map[string]string{}}, Log: slog.New(slog.DiscardHandler)}, clk)
+	var log logBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &Renewal{Creds: a.creds, Now: func() time.Time { return clk.now().Add(identity.NodeLifetime) }, Log: slog.New(slog.NewTextHandler(&log, nil)),
+		Backoff: retry.Backoff{Min: time.Millisecond, Max: time.Millisecond},
+		Join: func(ctx context.Context) (*Response, *Keys, error) {
+			if len(a.joins) == 3 {
+				cancel()
+			}
+			return a.join(ctx)
+		}}
+	if err := r.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := strings.Count(log.String(), "due for renewal already"); n != 3 {
+		t.Errorf("%d failures say the certificates are due at once:\n%s", n, log.String())
 	}
 }

@@ -5,7 +5,10 @@
 // of the same cairnd binary (each in its own when the image carries upstream
 // programs), supervised with back-off. Before they start it writes their
 // certificates, kubeconfigs and policy files from the cluster's secrets,
-// minting the serving certificate for the node's current addresses.
+// minting the serving certificate for the node's current addresses; its
+// own node's certificates it also renews while it runs, as agents renew
+// theirs. Its join endpoint reads node passwords and refused node names
+// from Secrets in kube-system.
 //
 // This package holds no Kubernetes code itself: the components are reached
 // through cairnd's multicall entry points (package cluster/components), so

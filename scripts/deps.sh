@@ -33,6 +33,8 @@ esac
 [ -e /usr/share/AAVMF/AAVMF_CODE.fd ] || need="$need qemu-efi-aarch64"
 [ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || [ -e /usr/share/OVMF/OVMF_CODE.fd ] || need="$need ovmf"
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need="$need debian-archive-keyring"
+# The durability test of atomic writes reads their system calls.
+check strace strace
 # The test of a server on an external datastore runs a private PostgreSQL.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 # The tests of images pulled at build time run a private registry.

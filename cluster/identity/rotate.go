@@ -16,8 +16,8 @@ import (
 
 // Errors of CheckSecret.
 var (
-	ErrWrongSecret   = errors.New("wrong join secret")
-	ErrSecretRetired = errors.New("retired join secret")
+	ErrWrongSecret   = errors.New("the join token's secret is not this cluster's; build the agent with the token from the cluster's secrets folder")
+	ErrSecretRetired = errors.New("the join token was replaced by `cairn cluster rotate-token`")
 )
 
 // CheckSecret says whether a join may go on with secret at now: it must
@@ -30,10 +30,10 @@ func (b *Bundle) CheckSecret(secret string, now time.Time) error {
 	case current || previous && now.Before(b.PreviousUntil):
 		return nil
 	case previous:
-		return fmt.Errorf("%w: the join token was replaced by `cairn cluster rotate-token` and has not been accepted since %s; rebuild this agent's image, which takes the cluster's current token",
+		return fmt.Errorf("%w and has not been accepted since %s; rebuild this agent's image, which takes the cluster's current token",
 			ErrSecretRetired, b.PreviousUntil.UTC().Format(time.RFC3339))
 	default:
-		return fmt.Errorf("%w: the join token's secret is not this cluster's; build the agent with the token from the cluster's secrets folder", ErrWrongSecret)
+		return ErrWrongSecret
 	}
 }
 

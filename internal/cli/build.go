@@ -86,7 +86,6 @@ func summary(r *build.Result, p *boards.Profile, took time.Duration) string {
 		r.Output, progress.Size(r.Size), p.Layout.Table, p.Name, r.Kernel, took.Seconds(), strings.Join(parts, ", "))
 }
 
-
 // reportKubeconfig writes a server image's admin kubeconfig and says where.
 func reportKubeconfig(w io.Writer, o *build.Options) error {
 	kc, err := o.WriteKubeconfig()

@@ -120,7 +120,7 @@ func generate(now time.Time) (*Bundle, error) {
 	b := &Bundle{}
 	var err error
 	for _, ca := range b.cas() {
-		if *ca.dst, err = newCA(ca.cn, now); err != nil {
+		if *ca.dst, err = NewCA(ca.cn, now); err != nil {
 			return nil, err
 		}
 	}

@@ -41,7 +41,8 @@ func RenewAt(c *x509.Certificate) time.Time {
 	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)
 }
 
-func newCA(cn string, now time.Time) (*CA, error) {
+// NewCA makes a self-signed CA with a new key.
+func NewCA(cn string, now time.Time) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err

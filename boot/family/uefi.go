@@ -2,6 +2,9 @@ package family
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/image/fstree"
@@ -27,7 +30,7 @@ func (uefi) Fresh(p *Parts, diskID string) (*fstree.Tree, error) {
 	if err := addAll(t, p.Firmware); err != nil {
 		return nil, err
 	}
-	return t, t.AddData("loader/loader.conf", 0o644, []byte(boot.LoaderConf(boot.SlotA)))
+	return t, t.AddData(loaderConf, 0o644, []byte(boot.LoaderConf(boot.SlotA)))
 }
 
 // Install puts the kernel and initramfs on the ESP under the slot's folder
@@ -41,7 +44,7 @@ func (uefi) Install(d Disk, s *Slot, slot string) error {
 		}
 	}
 	entry := boot.LoaderEntry(slot, s.Version, s.cmdline(slot, d.ID()))
-	if err := files.Put("loader/entries/cairn-"+slot+".conf", &fstree.Entry{Mode: 0o644, Data: []byte(entry), Size: int64(len(entry))}); err != nil {
+	if err := files.Put("loader/entries/"+entryName(slot), &fstree.Entry{Mode: 0o644, Data: []byte(entry), Size: int64(len(entry))}); err != nil {
 		return err
 	}
 	root, _ := s.Files.Get(Root)
@@ -54,3 +57,50 @@ func (uefi) Install(d Disk, s *Slot, slot string) error {
 	}
 	return copyEntry(w, start, root)
 }
+
+// The UEFI family's chooser: loader.conf names the committed slot's entry
+// as systemd-boot's default, and a trial is systemd-boot's one-shot entry,
+// the EFI variable LoaderEntryOneShot, which systemd-boot deletes as it
+// reads it, before it starts the kernel (docs/adr/0009).
+
+func (uefi) Committed(bootDir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(bootDir, loaderConf))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "default cairn-"); ok && len(v) > 0 && (v[:1] == boot.SlotA || v[:1] == boot.SlotB) {
+			return v[:1], nil
+		}
+	}
+	return "", fmt.Errorf("%s names no slot as its default", loaderConf)
+}
+
+func (uefi) Arm(bootDir, slot string) error {
+	return setEFIVar(efiOneShot, entryName(slot))
+}
+
+// Commit rewrites loader.conf in place: the two versions have the same
+// length and fit in one sector, so the disk holds the old or the new one,
+// whole. A default chosen in the boot menu would override it, so it goes.
+func (uefi) Commit(bootDir, slot string) error {
+	f, err := os.OpenFile(filepath.Join(bootDir, loaderConf), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt([]byte(boot.LoaderConf(slot)), 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("commit slot %s in %s: %w", slot, loaderConf, err)
+	}
+	return deleteEFIVar(efiDefault)
+}
+
+const loaderConf = "loader/loader.conf"
+
+func entryName(slot string) string { return "cairn-" + slot + ".conf" }

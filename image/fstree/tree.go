@@ -25,8 +25,11 @@ type Entry struct {
 	Major    uint32 // device numbers for device nodes
 	Minor    uint32
 	Source   string // file to read the content from, or
-	Data     []byte // the content itself
-	Size     int64
+	Data     []byte // the content itself, or
+	// Content opens the content: a stream, such as a file of an update
+	// bundle, that a writer may read once.
+	Content func() (io.ReadCloser, error)
+	Size    int64
 }
 
 // Name is the last element of the path.
@@ -36,6 +39,9 @@ func (e *Entry) Name() string { return path.Base(e.Path) }
 func (e *Entry) Open() (io.ReadCloser, error) {
 	if e.Source != "" {
 		return os.Open(e.Source)
+	}
+	if e.Content != nil {
+		return e.Content()
 	}
 	return io.NopCloser(bytes.NewReader(e.Data)), nil
 }

@@ -28,6 +28,10 @@ const (
 	// ClusterDir holds the cluster secrets baked into the image: the whole
 	// bundle on servers, only the join token on agents. Files are 0600.
 	ClusterDir = "/usr/lib/cairn/cluster"
+	// FleetDir holds the node API's credentials (the fleet's CA
+	// certificate, the node's certificate and key) and the public key that
+	// signs update bundles, from the operator's fleet keys. Files are 0600.
+	FleetDir = "/usr/lib/cairn/fleet"
 	// ImagesDir holds container image archives (the pause image and the
 	// config's cluster.images), imported by cairnd at every start.
 	ImagesDir = "/usr/lib/cairn/images"

@@ -17,7 +17,7 @@ type Node struct {
 	Sysctl       map[string]string `yaml:"sysctl,omitempty" jsonschema_description:"Kernel parameters set at boot, as in sysctl.conf (net.ipv4.ip_forward: \"1\")."`
 	Modules      []string          `yaml:"modules,omitempty" jsonschema_description:"Extra kernel modules loaded at boot (with their dependencies)."`
 	Cluster      *Cluster          `yaml:"cluster,omitempty" jsonschema_description:"The Kubernetes node this machine runs."`
-	Update       *Update           `yaml:"update,omitempty" jsonschema_description:"Over-the-air updates (not used yet: nothing polls for bundles in this version, and validation warns when this is set)."`
+	Update       *Update           `yaml:"update,omitempty" jsonschema_description:"Over-the-air updates: signed bundles pushed with cairn upgrade (docs/adr/0009)."`
 	Repositories []Repository      `yaml:"repositories,omitempty" jsonschema_description:"Debian-format package repositories for the build. Default: the build host's apt sources."`
 	Debug        Debug             `yaml:"debug,omitempty" jsonschema_description:"Debugging aids; leave off in production."`
 }
@@ -83,8 +83,10 @@ type Cluster struct {
 
 // Update configures over-the-air updates.
 type Update struct {
-	PublicKeys []string `yaml:"publicKeys,omitempty" jsonschema_description:"ed25519 public keys (base64) whose signatures on bundles are accepted (not used yet)."`
-	URL        string   `yaml:"url,omitempty" jsonschema_description:"Where the node polls for bundles, http or https (not used yet)."`
+	PublicKeys []string `yaml:"publicKeys,omitempty" jsonschema_description:"ed25519 public keys (base64) whose signatures on update bundles the node accepts. Default: the fleet's key (cairn keys generate) when the image was built with one."`
+	URL        string   `yaml:"url,omitempty" jsonschema_description:"Where the node polls for bundles, http or https (not used yet: push bundles with cairn upgrade)."`
+	// TrialSeconds bounds a trial boot.
+	TrialSeconds int `yaml:"trialSeconds,omitempty" jsonschema_description:"How long a new slot on trial has to become healthy (network up; with a cluster, its Node Ready) before the node gives it up and boots the committed slot again. Default 600."`
 }
 
 // Repository is a Debian-format apt source.

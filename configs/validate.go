@@ -92,7 +92,6 @@ func (c *Config) Validate() (warnings []Problem, errs Problems) {
 		}
 	}
 	if n.Update != nil {
-		k.warn("update", "over-the-air updates are not used yet by this version of Cairn, so nothing polls update.url; update a node by flashing a new image")
 		k.update(n.Update)
 	}
 	for i, r := range n.Repositories {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/cairn-os/cairn/internal/jointoken"
 )
@@ -86,7 +87,11 @@ func (k *checker) update(u *Update) {
 			k.err(fmt.Sprintf("update.publicKeys[%d]", i), "not an ed25519 public key: 32 bytes, base64-encoded")
 		}
 	}
+	if u.TrialSeconds != 0 && (u.TrialSeconds < 30 || u.TrialSeconds > 86400) {
+		k.err("update.trialSeconds", "%d is out of range: 30 to 86400 seconds", u.TrialSeconds)
+	}
 	if u.URL != "" {
+		k.warn("update.url", "polling update.url is not used yet by this version of Cairn; push bundles with cairn upgrade BUNDLE --node HOST")
 		if p, err := url.Parse(u.URL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			k.err("update.url", "%q is not an http or https URL", redactURL(u.URL))
 		}
@@ -106,4 +111,12 @@ func (k *checker) repository(p string, r Repository) {
 	if len(r.Suites) == 0 {
 		k.err(p+".suites", "required: at least one suite, such as bookworm")
 	}
+}
+
+// Trial is how long a slot on trial has to become healthy.
+func (u *Update) Trial() time.Duration {
+	if u == nil || u.TrialSeconds == 0 {
+		return 10 * time.Minute
+	}
+	return time.Duration(u.TrialSeconds) * time.Second
 }

@@ -16,11 +16,14 @@ import (
 
 	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/boot/bundle"
 	"github.com/cairn-os/cairn/boot/family"
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/image/apt"
+	imgbundle "github.com/cairn-os/cairn/image/bundle"
 	"github.com/cairn-os/cairn/image/disk"
 	"github.com/cairn-os/cairn/image/kmod"
+	"github.com/cairn-os/cairn/internal/fleet"
 )
 
 // ErrOutput is wrapped when the output file cannot be written.
@@ -36,6 +39,11 @@ type Options struct {
 	ConfigRaw []byte // the config file as written, baked into the image
 	// ClusterFiles are baked into boot.ClusterDir (0600), by file name.
 	ClusterFiles map[string][]byte
+	// FleetFiles are baked into boot.FleetDir (0600): the node API's
+	// credentials and the key that signs bundles.
+	FleetFiles map[string][]byte
+	// Bundle is the update bundle to write beside the image; "" for none.
+	Bundle string
 	// Images are container image archives (checked) baked into the root.
 	Images []string
 	// Manifests are Kubernetes manifests (checked) baked into a server's root.
@@ -58,6 +66,7 @@ type Options struct {
 	configFile string   // where Config came from: relative paths start there
 	scratch    string   // Plan's folder for pulled images
 	secrets    *secrets // the cluster's, for the kubeconfig after the build
+	fleet      *fleet.Fleet
 }
 
 // Artifacts are what a build makes: the slot and the parts of a new
@@ -102,7 +111,22 @@ func Image(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Bundle != "" {
+		if err := a.WriteBundle(o); err != nil {
+			return nil, err
+		}
+	}
 	return &Result{Result: *res, Kernel: a.Kernel}, nil
+}
+
+// WriteBundle writes the update bundle of the build's slot to o.Bundle,
+// signed with the fleet's key.
+func (a *Artifacts) WriteBundle(o Options) error {
+	m := &bundle.Manifest{Board: o.Board.Name, Arch: o.Board.Arch, Version: o.Version, Build: o.Epoch.Unix()}
+	if o.Config.Cluster != nil {
+		m.Cluster = o.Config.Cluster.ClusterName()
+	}
+	return imgbundle.Write(a.Slot, m, o.fleet.SignKey, o.Bundle, o.Progress)
 }
 
 // Result describes an image written.

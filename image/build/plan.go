@@ -33,6 +33,7 @@ type Request struct {
 	Offline  bool
 	Debs     string
 	Upstream string
+	Bundle   string // update bundle to write too; "" for none
 	Version  string
 	Log      *slog.Logger
 	Progress io.Writer
@@ -57,7 +58,7 @@ func Plan(ctx context.Context, r Request) (*Options, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	o := &Options{Board: board, Upstream: r.Upstream, Output: r.Output, BinDir: r.BinDir, Cache: r.Cache, Offline: r.Offline,
-		Debs: r.Debs, HostRoot: "/", Version: r.Version, Log: r.Log, Progress: r.Progress}
+		Debs: r.Debs, HostRoot: "/", Version: r.Version, Log: r.Log, Progress: r.Progress, Bundle: r.Bundle}
 	if err := o.config(r); err != nil {
 		return nil, err
 	}
@@ -77,6 +78,9 @@ func Plan(ctx context.Context, r Request) (*Options, error) {
 		}
 	}()
 	if err := o.clusterInputs(ctx); err != nil {
+		return nil, err
+	}
+	if err := o.fleetInputs(r.Bundle); err != nil {
 		return nil, err
 	}
 	ok = true

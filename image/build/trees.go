@@ -99,6 +99,11 @@ func (b *builder) rootTree(mods []string) (*fstree.Tree, error) {
 			return nil, err
 		}
 	}
+	for name, data := range b.o.FleetFiles {
+		if err := t.AddData(path.Join(fleetDir, name), 0o600, data); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.addInfo(t); err != nil {
 		return nil, err
 	}

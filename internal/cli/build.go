@@ -17,7 +17,7 @@ import (
 )
 
 func buildCmd(logger func() *slog.Logger) *cobra.Command {
-	var board, config, output, binDir, cache, debs, upstream string
+	var board, config, output, binDir, cache, debs, upstream, bundle string
 	var offline bool
 	c := &cobra.Command{
 		Use:   "build",
@@ -35,7 +35,7 @@ day are bit-for-bit identical.`,
 				binDir = defaultBinDir()
 			}
 			o, err := build.Plan(cmd.Context(), build.Request{Board: board, Config: config, Output: output, BinDir: binDir, Cache: cache,
-				Offline: offline, Debs: debs, Upstream: upstream, Version: Version, Log: logger(), Progress: cmd.ErrOrStderr()})
+				Offline: offline, Debs: debs, Upstream: upstream, Bundle: bundle, Version: Version, Log: logger(), Progress: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}
@@ -46,6 +46,9 @@ day are bit-for-bit identical.`,
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), summary(res, o.Board, time.Since(start)))
+			if bundle != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: update bundle of the same system, signed with the fleet's key (cairn upgrade %s --node HOST)\n", bundle, bundle)
+			}
 			return reportKubeconfig(cmd.OutOrStdout(), o)
 		},
 	}
@@ -57,6 +60,7 @@ day are bit-for-bit identical.`,
 	f.StringVar(&cache, "cache", apt.DefaultCache(), "package cache folder")
 	f.BoolVar(&offline, "offline", false, "use only cached indexes and packages; no network")
 	f.StringVar(&debs, "debs", "", "build from this folder of .deb files instead of repositories")
+	f.StringVar(&bundle, "bundle", "", "also write an update bundle of the same system, signed with the fleet's key (cairn keys generate)")
 	f.StringVar(&upstream, "upstream", "", "folder of upstream programs (kube-apiserver, kubelet, containerd, etcd, ...) that cairnd runs instead of its own, the kubeadm way; for comparisons (make bench)")
 	return c
 }

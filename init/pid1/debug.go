@@ -132,7 +132,7 @@ func ps(out io.Writer) {
 
 // secretPlaces hold keys, tokens and what they protect; the debug console
 // does not show what is in them, wherever the path it is given leads.
-var secretPlaces = []string{boot.ClusterDir, boot.ConfigPath, boot.ServerDir, boot.AgentDir, "/var/lib/kubelet", runDir}
+var secretPlaces = []string{boot.ClusterDir, boot.FleetDir, boot.ConfigPath, boot.ServerDir, boot.AgentDir, "/var/lib/kubelet", runDir}
 
 // runDir holds what init and cairnd make at run time: the card's and the
 // effective config (tokens, passphrases), the agent's keys, the slot the

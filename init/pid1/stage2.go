@@ -24,6 +24,7 @@ type stage2 struct {
 	args     map[string]string
 	hostname string
 	net      *netup.State
+	netUp    bool // the network phase succeeded
 	services []*running
 	ctx      context.Context
 }
@@ -50,6 +51,7 @@ func (s *stage2) phases() []Phase {
 		{Name: "time", Run: s.timeSync, OnFail: Continue},
 		{Name: "files", Run: s.files, OnFail: Continue},
 		{Name: "services", Run: s.startServices, OnFail: Continue},
+		{Name: "updates", Run: s.updates, OnFail: Continue},
 	}
 }
 

@@ -1,0 +1,61 @@
+package update
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/boot/bundle"
+	"github.com/cairn-os/cairn/internal/nodeapi"
+)
+
+func TestFits(t *testing.T) {
+	n := &Node{Info: boot.BuildInfo{Board: "qemu-arm64", Arch: "arm64", Family: boot.UEFI, Epoch: 100, Version: "v1"}, Cluster: "edge"}
+	good := bundle.Manifest{Board: "qemu-arm64", Arch: "arm64", Family: boot.UEFI, Cluster: "edge", Build: 100}
+	if err := n.fits(&good, false); err != nil {
+		t.Errorf("the same build: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		change func(m *bundle.Manifest)
+		want   string
+	}{
+		"board":     {func(m *bundle.Manifest) { m.Board = "rpi4" }, "for board rpi4"},
+		"cluster":   {func(m *bundle.Manifest) { m.Cluster = "" }, `for cluster ""`},
+		"downgrade": {func(m *bundle.Manifest) { m.Build = 99 }, "--allow-downgrade"},
+	} {
+		m := good
+		tc.change(&m)
+		err := n.fits(&m, false)
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a refusal naming %q", name, err, tc.want)
+		}
+	}
+	old := good
+	old.Build = 99
+	if err := n.fits(&old, true); err != nil {
+		t.Errorf("a downgrade allowed: %v", err)
+	}
+}
+
+func TestState(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "update", "state.json")
+	info := boot.BuildInfo{Version: "v1", Epoch: 100}
+	st, err := loadState(file, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Slots[boot.SlotA] != st.Slots[boot.SlotB] || st.Slots[boot.SlotB].Build != 100 {
+		t.Errorf("a new image's slots: %+v", st.Slots)
+	}
+	st.Slots[boot.SlotB] = nodeapi.OS{Version: "v2", Build: 200}
+	st.Pending = boot.SlotB
+	if err := st.save(file); err != nil {
+		t.Fatal(err)
+	}
+	back, err := loadState(file, info)
+	if err != nil || back.Pending != boot.SlotB || back.Slots[boot.SlotB].Version != "v2" {
+		t.Errorf("read back %+v, %v", back, err)
+	}
+}

@@ -37,6 +37,9 @@ type Options struct {
 	Console                     io.Writer // a copy of the serial console; nil for none
 	Stdin                       bool      // connect the console input (interactive use)
 	SMP                         int
+	// Reboot lets a reboot of the guest restart the machine, as real
+	// hardware does; by default QEMU exits instead.
+	Reboot bool
 }
 
 // VM is a running QEMU.
@@ -62,7 +65,10 @@ func Args(o Options, tmp string) (string, []string, error) {
 	if smp == 0 {
 		smp = 2
 	}
-	args := []string{"-machine", q.Machine, "-m", fmt.Sprint(q.Memory), "-display", "none", "-monitor", "none", "-no-reboot"}
+	args := []string{"-machine", q.Machine, "-m", fmt.Sprint(q.Memory), "-display", "none", "-monitor", "none"}
+	if !o.Reboot {
+		args = append(args, "-no-reboot")
+	}
 	if q.Machine != "raspi3b" {
 		args = append(args, "-smp", fmt.Sprint(smp))
 	}

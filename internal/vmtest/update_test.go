@@ -1,0 +1,213 @@
+package vmtest
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/boot/bundle"
+	"github.com/cairn-os/cairn/internal/fleet"
+	"github.com/cairn-os/cairn/internal/nodeapi"
+	"github.com/cairn-os/cairn/internal/qemu"
+)
+
+// TestUpdate updates a qemu-arm64 node over the air, one boot after
+// another on one disk: bundles the node must refuse (another key, a cut
+// stream, an older build) change nothing that boots; a good one is
+// installed into the other slot, boots on trial and is committed; a
+// rollback goes back the same way; and a slot whose kernel panics falls
+// back to the committed one with no help from the new system.
+func TestUpdate(t *testing.T) {
+	board, err := boards.Get("qemu-arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	need(t, board.QEMU.Binary)
+	dir := t.TempDir()
+	t.Setenv("CAIRN_FLEET", filepath.Join(dir, "fleet"))
+	if out, err := cairn(t, "keys", "generate"); err != nil {
+		t.Fatalf("cairn keys generate: %v\n%s", err, out)
+	}
+	f, err := fleet.Load(filepath.Join(dir, "fleet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := func(motd string) string {
+		return "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: upd\nupdate:\n  trialSeconds: 120\n" +
+			"files:\n  - path: /etc/motd\n    content: " + motd + "\ndebug:\n  console: true\n"
+	}
+	v1, v1b := buildRelease(t, dir, "v1", config("release one"), 1780000000)
+	_, v2b := buildRelease(t, dir, "v2", config("release two"), 1780100000)
+	if err := os.Truncate(v1, 1536<<20); err != nil {
+		t.Fatal(err)
+	}
+
+	port := freePort(t)
+	node := fmt.Sprintf("127.0.0.1:%d", port)
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: v1, Reboot: true, Forward: []string{fmt.Sprintf("%d:%d", port, nodeapi.Port)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vm.Kill)
+	at := waitLine(t, vm, "cairn: ready slot=a", 0)
+	waitLine(t, vm, "node API listening", 0)
+	st := status(t, node)
+	if st.Booted != "a" || st.Committed != "a" || st.Trial || st.Slots["b"].Build != 1780000000 {
+		t.Fatalf("fresh node: %+v", st)
+	}
+
+	// Refused before a byte is written: another key, an older build.
+	other := resign(t, v2b, dir, "other.cairnb", nil)
+	if out, err := cairn(t, "upgrade", other, "--node", node); err == nil || !strings.Contains(out, "not signed by a trusted key") {
+		t.Errorf("a bundle signed by another key: %v\n%s", err, out)
+	}
+	// A stream cut short writes the other slot but never arms it.
+	cut := filepath.Join(dir, "cut.cairnb")
+	whole, _ := os.ReadFile(v2b)
+	os.WriteFile(cut, whole[:len(whole)*2/3], 0o644)
+	if out, err := cairn(t, "upgrade", cut, "--node", node); err == nil || !strings.Contains(out, "ended") {
+		t.Errorf("a cut bundle: %v\n%s", err, out)
+	}
+	st = status(t, node)
+	if st.Committed != "a" || st.Last == nil || st.Last.State != "failed" || st.Slots["b"].Build != 0 {
+		t.Errorf("after a cut bundle: %+v last %+v", st, st.Last)
+	}
+
+	// The good one: installed into b, booted on trial, committed.
+	if out, err := cairn(t, "upgrade", v2b, "--node", node); err != nil {
+		t.Fatalf("cairn upgrade: %v\n%s", err, out)
+	}
+	at = waitLine(t, vm, "cairn: ready slot=b", at)
+	at = waitLine(t, vm, "slot committed: the node is healthy slot=b", at)
+	if got := mustRun(t, vm, "cat /etc/motd"); !strings.Contains(got, "release two") {
+		t.Errorf("slot b runs %q, want release two", got)
+	}
+	st = status(t, node)
+	if st.Booted != "b" || st.Committed != "b" || st.Trial || st.Slots["b"].Build != 1780100000 || st.Last.State != "committed" {
+		t.Errorf("after the update: %+v last %+v", st, st.Last)
+	}
+	if out, err := cairn(t, "upgrade", v1b, "--node", node); err == nil || !strings.Contains(out, "older than the running build") {
+		t.Errorf("an older bundle: %v\n%s", err, out)
+	}
+
+	// Back to a, the same way.
+	if out, err := cairn(t, "rollback", "--node", node); err != nil {
+		t.Fatalf("cairn rollback: %v\n%s", err, out)
+	}
+	at = waitLine(t, vm, "cairn: ready slot=a", at)
+	at = waitLine(t, vm, "slot committed: the node is healthy slot=a", at)
+
+	// A slot whose kernel cannot start init: the loader's one-shot trial
+	// is spent, and slot a boots again by itself.
+	broken := resign(t, v2b, dir, "broken.cairnb", f.SignKey)
+	if out, err := cairn(t, "upgrade", broken, "--node", node); err != nil {
+		t.Fatalf("cairn upgrade (broken): %v\n%s", err, out)
+	}
+	at = waitLine(t, vm, "Kernel panic", at)
+	at = waitLine(t, vm, "cairn: ready slot=a", at)
+	waitLine(t, vm, "the last update was rolled back", at)
+	st = status(t, node)
+	if st.Booted != "a" || st.Committed != "a" || st.Last.State != "rolled-back" || !strings.Contains(st.Last.Reason, "slot b did not come up") {
+		t.Errorf("after a broken update: %+v last %+v", st, st.Last)
+	}
+	out, _ := cairn(t, "status", "--node", node)
+	t.Logf("cairn status:\n%s", out)
+}
+
+// buildRelease builds an image and its bundle at a build time.
+func buildRelease(t *testing.T, dir, name, config string, epoch int64) (img, bndl string) {
+	t.Helper()
+	cfg := filepath.Join(dir, name+".yaml")
+	os.WriteFile(cfg, []byte(config), 0o644)
+	img, bndl = filepath.Join(dir, name+".img"), filepath.Join(dir, name+".cairnb")
+	t.Setenv("SOURCE_DATE_EPOCH", fmt.Sprint(epoch))
+	out, err := cairn(t, "build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bundle", bndl, "--bin-dir", deviceBinaries(t))
+	if err != nil {
+		t.Fatalf("cairn build %s: %v\n%s", name, err, out)
+	}
+	return img, bndl
+}
+
+// resign writes a copy of a bundle signed with key (a new one when nil),
+// with its initramfs replaced by bytes no kernel can unpack when key is
+// the fleet's.
+func resign(t *testing.T, src, dir, name string, key ed25519.PrivateKey) string {
+	t.Helper()
+	broken := key != nil
+	if key == nil {
+		_, key, _ = ed25519.GenerateKey(nil)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	// Read with the fleet's key: the source is the fleet's bundle.
+	f, _ := fleet.Load(os.Getenv("CAIRN_FLEET"))
+	r, err := bundle.NewReader(in, []ed25519.PublicKey{f.SignKey.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *r.Manifest
+	files := map[string][]byte{}
+	m.Files = nil
+	for {
+		file, c, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if broken && file.Name == "initrd.img" {
+			data = bytes.Repeat([]byte("not an initramfs "), 1000)
+		}
+		files[file.Name] = data
+		d, _ := bundle.Describe(file.Name, bytes.NewReader(data))
+		m.Files = append(m.Files, d)
+	}
+	out := filepath.Join(dir, name)
+	var b bytes.Buffer
+	open := func(n string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(files[n])), nil }
+	if err := bundle.Write(&b, &m, key, time.Unix(0, 0), open); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func waitLine(t *testing.T, vm *qemu.VM, line string, from int) int {
+	t.Helper()
+	at, err := vm.WaitFor(line, from, bootTimeout)
+	if err != nil {
+		t.Fatalf("waiting for %q: %v\nconsole:\n%s", line, err, vm.Output())
+	}
+	return at
+}
+
+func status(t *testing.T, node string) nodeapi.Status {
+	t.Helper()
+	out, err := cairn(t, "status", "--node", node, "--json")
+	if err != nil {
+		t.Fatalf("cairn status: %v\n%s", err, out)
+	}
+	var s nodeapi.Status
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("cairn status --json: %v\n%s", err, out)
+	}
+	return s
+}

@@ -19,7 +19,8 @@ func vmCmd(logger func() *slog.Logger) *cobra.Command {
 		Long: `Boot an image in QEMU (software emulation unless KVM works here) with the
 firmware its board needs, user-mode networking and the serial console on
 stdin/stdout. Like a real card, the image is written to: the data partition is
-created in the space --grow adds. Quit with Ctrl-A X.`,
+created in the space --grow adds, and a reboot restarts the machine, as on a
+board (an update needs it). Quit with Ctrl-A X.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := boards.Get(board)
@@ -34,7 +35,7 @@ created in the space --grow adds. Quit with Ctrl-A X.`,
 				return err
 			}
 			logger().Info("booting", "image", args[0], "board", p.Name, "accel", qemu.Accel(p.QEMU.Binary), "forward", forward)
-			vm, err := qemu.Start(qemu.Options{Board: p, Image: args[0], Forward: forward, Console: cmd.OutOrStdout(), Stdin: true})
+			vm, err := qemu.Start(qemu.Options{Board: p, Image: args[0], Forward: forward, Console: cmd.OutOrStdout(), Stdin: true, Reboot: true})
 			if err != nil {
 				return err
 			}

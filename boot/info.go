@@ -46,6 +46,10 @@ const (
 	PauseImage = "cairn.local/pause:1"
 )
 
+// UpdateState is what the updater keeps on the data partition: what each
+// slot holds, which is armed, and the last update's result.
+const UpdateState = "/var/lib/cairn/update/state.json"
+
 // State on the data partition that holds keys: a server's (its CAs'
 // certificates, kine's database, the kubeconfigs of its components) and an
 // agent's (its node password and certificates).

@@ -18,6 +18,9 @@ import (
 type Chooser interface {
 	// Committed is the slot that boots when no trial is armed.
 	Committed(bootDir string) (string, error)
+	// Disarm cancels any trial armed, before a slot is written, and fails
+	// when no trial could be armed afterwards either.
+	Disarm(bootDir string) error
 	// Arm makes the next boot, and only the next, boot slot.
 	Arm(bootDir, slot string) error
 	// Commit makes slot the committed one. It survives a power cut at any

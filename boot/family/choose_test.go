@@ -44,9 +44,10 @@ func TestInstallOrder(t *testing.T) {
 // EFI variables in another.
 func TestUEFIChooser(t *testing.T) {
 	esp, vars := t.TempDir(), t.TempDir()
-	old := efiVarPath
+	old, oldCheck := efiVarPath, checkEFIVars
 	efiVarPath = func(name string) string { return filepath.Join(vars, name) }
-	t.Cleanup(func() { efiVarPath = old })
+	checkEFIVars = func() error { return nil }
+	t.Cleanup(func() { efiVarPath, checkEFIVars = old, oldCheck })
 	home, _ := Of(boot.UEFI)
 	fresh, err := home.Fresh(testParts(t), "disk")
 	if err != nil {
@@ -71,6 +72,15 @@ func TestUEFIChooser(t *testing.T) {
 	}
 	if got := string(utf16.Decode(u)); got != "cairn-b.conf\x00" || raw[0] != 7 {
 		t.Errorf("one-shot variable %q, attributes %d", got, raw[0])
+	}
+	if err := c.Disarm(esp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(efiVarPath(efiOneShot)); !os.IsNotExist(err) {
+		t.Errorf("disarm left the one-shot variable: %v", err)
+	}
+	if err := c.Arm(esp, boot.SlotB); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.Commit(esp, boot.SlotB); err != nil {
 		t.Fatal(err)

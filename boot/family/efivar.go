@@ -19,6 +19,16 @@ const (
 	efiDefault = "LoaderEntryDefault"
 )
 
+// checkEFIVars fails unless efivarfs is where the variables are expected:
+// without it no trial can be armed.
+var checkEFIVars = func() error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(efiVars, &st); err != nil || uint32(st.Type) != unix.EFIVARFS_MAGIC {
+		return fmt.Errorf("the firmware's variables are not available at %s (efivarfs), so no trial boot can be armed", efiVars)
+	}
+	return nil
+}
+
 // efiVarPath is where efivarfs shows a variable; a variable to tests.
 var efiVarPath = func(name string) string { return efiVars + "/" + name + "-" + loaderGUID }
 

@@ -76,6 +76,13 @@ func (uefi) Committed(bootDir string) (string, error) {
 	return "", fmt.Errorf("%s names no slot as its default", loaderConf)
 }
 
+func (uefi) Disarm(bootDir string) error {
+	if err := checkEFIVars(); err != nil {
+		return err
+	}
+	return deleteEFIVar(efiOneShot)
+}
+
 func (uefi) Arm(bootDir, slot string) error {
 	return setEFIVar(efiOneShot, entryName(slot))
 }
@@ -84,6 +91,9 @@ func (uefi) Arm(bootDir, slot string) error {
 // length and fit in one sector, so the disk holds the old or the new one,
 // whole. A default chosen in the boot menu would override it, so it goes.
 func (uefi) Commit(bootDir, slot string) error {
+	if err := deleteEFIVar(efiDefault); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(filepath.Join(bootDir, loaderConf), os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -98,7 +108,7 @@ func (uefi) Commit(bootDir, slot string) error {
 	if err != nil {
 		return fmt.Errorf("commit slot %s in %s: %w", slot, loaderConf, err)
 	}
-	return deleteEFIVar(efiDefault)
+	return nil
 }
 
 const loaderConf = "loader/loader.conf"

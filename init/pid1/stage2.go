@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/init/clock"
 	"github.com/cairn-os/cairn/init/netup"
+	"github.com/cairn-os/cairn/init/update"
 	"github.com/cairn-os/cairn/internal/reaper"
 	"github.com/u-root/u-root/pkg/kmodule"
 	"golang.org/x/sys/unix"
@@ -24,9 +26,14 @@ type stage2 struct {
 	args     map[string]string
 	hostname string
 	net      *netup.State
-	netUp    bool // the network phase succeeded
-	services []*running
-	ctx      context.Context
+	netUp    atomic.Bool // the network phase succeeded
+	began    time.Time   // when stage 2 started
+	updater  *update.Node
+	// feedUntil is when init stops feeding the watchdog (unix seconds; 0
+	// for never): on a trial boot, a little after the trial runs out.
+	feedUntil atomic.Int64
+	services  []*running
+	ctx       context.Context
 }
 
 // running is a service init started, and how to stop it.
@@ -46,6 +53,7 @@ func (s *stage2) phases() []Phase {
 		}, OnFail: Continue},
 		{Name: "sysctl", Run: s.sysctl, OnFail: Continue},
 		{Name: "watchdog", Run: s.watchdog, OnFail: Continue},
+		{Name: "trial", Run: s.trial, OnFail: Continue},
 		{Name: "etc", Run: s.etc, OnFail: Continue},
 		{Name: "network", Run: s.network, OnFail: Continue},
 		{Name: "time", Run: s.timeSync, OnFail: Continue},
@@ -60,7 +68,7 @@ func Stage2() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := newLogger(console(), false)
-	s := &stage2{ctx: ctx}
+	s := &stage2{ctx: ctx, began: time.Now()}
 	// Ctrl-Alt-Del sends SIGINT to init instead of resetting at once.
 	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
 	sigs := make(chan os.Signal, 4)

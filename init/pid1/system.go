@@ -112,7 +112,9 @@ func (s *stage2) sysctl(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// watchdog pets /dev/watchdog from a goroutine; if init hangs, the board resets.
+// watchdog pets /dev/watchdog from a goroutine; if init hangs, the board
+// resets. On a slot on trial it stops a little after the trial runs out
+// (feedUntil), so that a node that hangs on trial boots its committed slot.
 func (s *stage2) watchdog(ctx context.Context, log *slog.Logger) error {
 	f, err := os.OpenFile("/dev/watchdog", os.O_WRONLY, 0)
 	if err != nil {
@@ -121,7 +123,9 @@ func (s *stage2) watchdog(ctx context.Context, log *slog.Logger) error {
 	}
 	go func() {
 		for {
-			f.Write([]byte{0})
+			if until := s.feedUntil.Load(); until == 0 || time.Now().Unix() < until {
+				f.Write([]byte{0})
+			}
 			time.Sleep(10 * time.Second)
 		}
 	}()
@@ -164,7 +168,7 @@ func (s *stage2) network(ctx context.Context, log *slog.Logger) error {
 	err := netup.Up(s.ctx, log, s.cfg.Network, s.net, 60*time.Second)
 	if err == nil {
 		s.net.WriteResolvConf(s.cfg.Network.DNS, "/etc/resolv.conf")
-		s.netUp = true
+		s.netUp.Store(true)
 	}
 	return err
 }

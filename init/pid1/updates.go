@@ -19,27 +19,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// updates starts the updater: the commit gate of a slot on trial, and the
-// node API when the image carries the fleet's credentials.
-func (s *stage2) updates(ctx context.Context, log *slog.Logger) error {
-	log = log.With("phase", "update")
+// trial starts the updater's commit gate, early so that the time a slot
+// on trial has to become healthy counts from the start of the boot; the
+// watchdog phase before it lets the gate stop feeding the watchdog when a
+// trial runs out.
+func (s *stage2) trial(ctx context.Context, log *slog.Logger) error {
 	if s.info.Family == boot.UEFI {
 		os.MkdirAll("/sys/firmware/efi/efivars", 0o755)
 		if err := unix.Mount("efivarfs", "/sys/firmware/efi/efivars", "efivarfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && err != unix.EBUSY {
-			log.Warn("no EFI variables: trials of new slots cannot be armed", "err", err)
+			log.Warn("no EFI variables: this node cannot arm a trial of an update", "err", err)
 		}
 	}
-	n := &update.Node{
+	s.updater = &update.Node{
 		Info: s.info, Booted: s.args[boot.ArgSlot], DiskID: s.args[boot.ArgDisk], Hostname: s.hostname,
-		Trial: s.cfg.Update.Trial(), Log: log,
+		Trial: s.cfg.Update.Trial(), Since: s.began, Log: log,
+		Watchdog: func(until time.Time) {
+			var u int64
+			if !until.IsZero() {
+				u = until.Unix()
+			}
+			s.feedUntil.Store(u)
+		},
 		Reboot: func() {
 			time.AfterFunc(time.Second, func() { unix.Kill(1, unix.SIGINT) })
 		},
 	}
 	if s.cfg.Cluster != nil {
-		n.Cluster = s.cfg.Cluster.ClusterName()
+		s.updater.Cluster = s.cfg.Cluster.ClusterName()
 	}
-	go n.Gate(s.ctx, s.healthy)
+	go s.updater.Gate(s.ctx, s.healthy)
+	return nil
+}
+
+// updates serves the node API when the image carries the fleet's
+// credentials.
+func (s *stage2) updates(ctx context.Context, log *slog.Logger) error {
+	n := s.updater
+	if n == nil {
+		return errors.New("the updater did not start")
+	}
 	keys, err := trustedKeys(s)
 	if err != nil {
 		return err
@@ -95,7 +113,7 @@ func trustedKeys(s *stage2) ([]ed25519.PublicKey, error) {
 // healthy is the commit gate's test: the network came up and, on a
 // cluster node, cairnd reports its Node Ready.
 func (s *stage2) healthy() (bool, string) {
-	if !s.netUp {
+	if !s.netUp.Load() {
 		return false, "the network is not up"
 	}
 	if s.cfg.Cluster == nil {

@@ -24,7 +24,11 @@ func (n *Node) Serve(ctx context.Context, conf *tls.Config) error {
 		reply(w, s, err)
 	})
 	mux.HandleFunc("POST "+nodeapi.PathUpdate, func(w http.ResponseWriter, r *http.Request) {
-		res, err := n.Install(r.Context(), r.Body, r.URL.Query().Get("allow-downgrade") == "1")
+		// The manifest comes first and is small; the slot's files may take long.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		more := func() { rc.SetReadDeadline(time.Now().Add(time.Hour)) }
+		res, err := n.Install(r.Context(), r.Body, r.URL.Query().Get("allow-downgrade") == "1", more)
 		reply(w, res, err)
 	})
 	mux.HandleFunc("POST "+nodeapi.PathRollback, func(w http.ResponseWriter, r *http.Request) {
@@ -35,9 +39,8 @@ func (n *Node) Serve(ctx context.Context, conf *tls.Config) error {
 		Handler:           mux,
 		TLSConfig:         conf,
 		ReadHeaderTimeout: 10 * time.Second,
-		// A bundle of a few hundred MiB over a slow link; the reader bounds
-		// its size by the signed manifest.
-		ReadTimeout:    time.Hour,
+		// A bundle's body has its own read deadlines (above); the reader
+		// bounds its size by the signed manifest.
 		WriteTimeout:   time.Hour,
 		IdleTimeout:    time.Minute,
 		MaxHeaderBytes: 16 << 10,
@@ -51,7 +54,7 @@ func (n *Node) Serve(ctx context.Context, conf *tls.Config) error {
 		srv.Close()
 	}()
 	n.Log.Info("node API listening", "port", nodeapi.Port)
-	err = srv.ServeTLS(netutil.LimitListener(ln, 16), "", "")
+	err = srv.ServeTLS(netutil.LimitListener(ln, 64), "", "")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -9,40 +9,60 @@ import (
 	"github.com/cairn-os/cairn/boot/family"
 	"github.com/cairn-os/cairn/init/disk"
 	"github.com/cairn-os/cairn/internal/nodeapi"
+	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // Health says whether the node is healthy, and if not what it waits for.
 type Health func() (ok bool, waiting string)
 
-// Gate runs once per boot. On a slot on trial it waits until the node is
-// healthy and commits the slot, or gives the slot up after n.Trial and
-// reboots into the committed one. On the committed slot it notes a trial
-// that did not come back (the loader fell back by itself).
+// Gate runs once per boot, from early in init's stage 2. On a slot on
+// trial it waits until the node is healthy and commits the slot, or gives
+// the slot up when the trial's time (from n.Since) is over and reboots
+// into the committed one. On the committed slot it notes a trial that did
+// not come back (the loader fell back by itself).
 func (n *Node) Gate(ctx context.Context, healthy Health) {
 	chooser, err := family.ChooserOf(n.Info.Family)
 	if err != nil {
 		return // no updates on this family yet
 	}
 	var committed string
-	err = n.withBoot(false, func(_ *disk.Disk, dir string) error {
-		committed, err = chooser.Committed(dir)
-		return err
-	})
+	var last error
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = retry.Until(rctx, retry.Backoff{Min: time.Second, Max: 10 * time.Second}, func(context.Context) error {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.withBoot(false, func(_ *disk.Disk, dir string) (err error) {
+			committed, err = chooser.Committed(dir)
+			return err
+		})
+	}, func(err error, _ time.Duration) { last = err })
 	if err != nil {
-		n.Log.Error("cannot tell the committed slot", "err", err)
+		n.Log.Error("cannot tell the committed slot, so updates are off until the next boot", "err", last)
 		return
 	}
+	n.smu.Lock()
+	n.committed = committed
+	n.smu.Unlock()
 	if committed == n.Booted {
 		n.noteFallback()
 		return
 	}
+	deadline := n.Since.Add(n.Trial)
+	if n.Watchdog != nil {
+		n.Watchdog(deadline.Add(2 * time.Minute)) // if giving up hangs
+	}
 	n.Log.Info(fmt.Sprintf("slot %s is on trial: it is committed once the node is healthy, within %s", n.Booted, n.Trial))
-	deadline := time.Now().Add(n.Trial)
 	waiting := ""
 	for {
-		var ok bool
+		ok := false
 		if ok, waiting = healthy(); ok {
-			break
+			err := n.commit(chooser)
+			if err == nil {
+				return
+			}
+			waiting = "the commit failed: " + err.Error()
+			n.Log.Error("could not commit the slot on trial; trying again", "slot", n.Booted, "err", err)
 		}
 		if time.Now().After(deadline) {
 			n.giveUp(fmt.Sprintf("not healthy within %s: %s", n.Trial, waiting))
@@ -54,25 +74,33 @@ func (n *Node) Gate(ctx context.Context, healthy Health) {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	n.commit(chooser)
 }
 
-func (n *Node) commit(chooser family.Chooser) {
+// commit makes the running slot the committed one.
+func (n *Node) commit(chooser family.Chooser) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	err := n.withBoot(true, func(_ *disk.Disk, dir string) error { return chooser.Commit(dir, n.Booted) })
-	st, serr := loadState(StateFile, n.Info)
-	if err != nil || serr != nil {
-		n.Log.Error("could not commit the slot on trial; it stays on trial", "slot", n.Booted, "err", err, "state", serr)
-		return
+	if err := n.withBoot(true, func(_ *disk.Disk, dir string) error { return chooser.Commit(dir, n.Booted) }); err != nil {
+		return err
 	}
-	os := st.Slots[n.Booted]
-	st.Pending = ""
-	st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: n.Booted, Version: os.Version, Build: os.Build, State: "committed"}
-	if err := st.save(StateFile); err != nil {
-		n.Log.Warn("update state", "err", err)
+	n.smu.Lock()
+	n.committed = n.Booted
+	n.smu.Unlock()
+	if n.Watchdog != nil {
+		n.Watchdog(time.Time{})
 	}
-	n.Log.Info("slot committed: the node is healthy", "slot", n.Booted, "version", os.Version)
+	n.Log.Info("slot committed: the node is healthy", "slot", n.Booted)
+	st, err := loadState(StateFile, n.Info)
+	if err == nil {
+		os := st.Slots[n.Booted]
+		st.Pending = ""
+		st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: n.Booted, Version: os.Version, Build: os.Build, State: "committed"}
+		err = st.save(StateFile)
+	}
+	if err != nil {
+		n.Log.Warn("the slot is committed, but its record is not", "file", StateFile, "err", err)
+	}
+	return nil
 }
 
 // giveUp records why the trial failed and reboots; the loader then boots
@@ -87,7 +115,13 @@ func (n *Node) giveUp(reason string) {
 		st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: n.Booted, Version: os.Version, Build: os.Build, State: "rolled-back", Reason: reason}
 		st.save(StateFile)
 	}
-	n.Reboot()
+	n.setRebooting(n.committedSlot())
+}
+
+func (n *Node) committedSlot() string {
+	n.smu.Lock()
+	defer n.smu.Unlock()
+	return n.committed
 }
 
 // noteFallback records a trial that ended without a word from the trial
@@ -111,12 +145,17 @@ func (n *Node) noteFallback() {
 
 // Rollback arms a trial of the other slot and asks for a reboot.
 func (n *Node) Rollback() (*nodeapi.Result, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	chooser, err := family.ChooserOf(n.Info.Family)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
+	if err := n.ready(); err != nil {
+		return nil, err
+	}
+	if !n.mu.TryLock() {
+		return nil, fmt.Errorf("%w: another update or rollback is under way", ErrRefused)
+	}
+	defer n.mu.Unlock()
 	other := boot.Other(n.Booted)
 	st, err := loadState(StateFile, n.Info)
 	if err != nil {
@@ -126,47 +165,32 @@ func (n *Node) Rollback() (*nodeapi.Result, error) {
 	if os.Build == 0 {
 		return nil, fmt.Errorf("%w: slot %s holds no complete system (%s)", ErrRefused, other, os.Version)
 	}
-	err = n.withBoot(false, func(_ *disk.Disk, dir string) error {
-		committed, err := chooser.Committed(dir)
-		if err == nil && committed != n.Booted {
-			err = fmt.Errorf("%w: this node runs slot %s on trial; wait until the trial ends (cairn status)", ErrRefused, n.Booted)
-		}
-		if err == nil {
-			err = chooser.Arm(dir, other)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
 	res := &nodeapi.Result{Time: time.Now().UTC(), Slot: other, Version: os.Version, Build: os.Build, State: "installed", Reason: "rollback"}
+	prev := *st
 	st.Pending, st.Last = other, res
 	if err := st.save(StateFile); err != nil {
 		return nil, err
 	}
+	if err := n.withBoot(false, func(_ *disk.Disk, dir string) error { return chooser.Arm(dir, other) }); err != nil {
+		prev.save(StateFile)
+		return nil, err
+	}
 	n.Log.Info("rolling back: rebooting into the other slot on trial", "slot", other, "version", os.Version)
-	n.Reboot()
+	n.setRebooting(other)
 	return res, nil
 }
 
-// Status reports the slots and the last update.
+// Status reports the slots and the last update. It takes no lock an
+// install holds, so it answers during one.
 func (n *Node) Status() (*nodeapi.Status, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	st, err := loadState(StateFile, n.Info)
 	if err != nil {
 		return nil, err
 	}
-	s := &nodeapi.Status{Hostname: n.Hostname, Board: n.Info.Board, Booted: n.Booted, Committed: n.Booted, Slots: st.Slots, Last: st.Last}
-	if chooser, err := family.ChooserOf(n.Info.Family); err == nil {
-		err = n.withBoot(false, func(_ *disk.Disk, dir string) error {
-			s.Committed, err = chooser.Committed(dir)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	s.Trial = s.Committed != s.Booted
+	n.smu.Lock()
+	committed := n.committed
+	n.smu.Unlock()
+	s := &nodeapi.Status{Hostname: n.Hostname, Board: n.Info.Board, Booted: n.Booted, Committed: committed, Slots: st.Slots, Last: st.Last}
+	s.Trial = committed != "" && committed != n.Booted
 	return s, nil
 }

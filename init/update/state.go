@@ -13,7 +13,7 @@ import (
 )
 
 // StateFile is what the updater keeps on the data partition.
-const StateFile = "/var/lib/cairn/update/state.json"
+const StateFile = boot.UpdateState
 
 // state is what the slots hold and what the last update did.
 type state struct {

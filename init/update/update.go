@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,22 +37,53 @@ type Node struct {
 	Cluster  string // the cluster's name; "" for a node without one
 	Hostname string
 	Keys     []ed25519.PublicKey
-	Trial    time.Duration // how long a trial slot has to become healthy
+	Trial    time.Duration // how long a trial slot has to become healthy,
+	Since    time.Time     // counted from here (the start of init's stage 2)
+	// Watchdog, when set, is told until when init may keep the hardware
+	// watchdog fed: on a trial boot, a little past the trial's end, so
+	// that a node that hangs on trial is reset into the committed slot;
+	// the zero time for ever.
+	Watchdog func(until time.Time)
 	// Reboot restarts the node cleanly; it returns at once.
 	Reboot func()
 	Log    *slog.Logger
 
-	mu sync.Mutex // one operation at a time
+	mu sync.Mutex // held by whatever writes: an install, a rollback, the commit
+
+	smu       sync.Mutex // the two fields below
+	committed string     // the committed slot; "" until the gate has read it
+	rebooting string     // the slot armed for the reboot under way
 }
 
-// Places on the device.
-const (
-	bootMount = "/run/cairn/update/boot"
-)
+// bootMount is where the updater mounts the boot partition.
+const bootMount = "/run/cairn/update/boot"
+
+// ready says whether the node can take an update or a rollback now.
+func (n *Node) ready() error {
+	n.smu.Lock()
+	defer n.smu.Unlock()
+	switch {
+	case n.rebooting != "":
+		return fmt.Errorf("%w: the node is rebooting into slot %s", ErrRefused, n.rebooting)
+	case n.committed == "":
+		return fmt.Errorf("%w: the node has not read its boot partition yet; try again in a minute", ErrRefused)
+	case n.committed != n.Booted:
+		return fmt.Errorf("%w: this node runs slot %s on trial; wait until the trial ends (cairn status)", ErrRefused, n.Booted)
+	}
+	return nil
+}
+
+func (n *Node) setRebooting(slot string) {
+	n.smu.Lock()
+	n.rebooting = slot
+	n.smu.Unlock()
+	n.Reboot()
+}
 
 // withBoot mounts the boot partition for fn, read-write only when fn
 // writes (a read-write mount of FAT marks it dirty until the unmount).
-func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) error {
+// Callers hold n.mu: a second mount of the same FAT with other flags fails.
+func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) (err error) {
 	d, err := disk.Find(n.DiskID)
 	if err != nil {
 		return err
@@ -65,44 +98,55 @@ func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) error 
 	if err := unix.Mount(d.Part(boot.PartBoot), bootMount, "vfat", flags, "utf8"); err != nil {
 		return fmt.Errorf("mount the boot partition: %w", err)
 	}
-	err = fn(d, bootMount)
-	unix.Sync()
-	if uerr := unix.Unmount(bootMount, 0); err == nil && uerr != nil {
-		err = fmt.Errorf("unmount the boot partition: %w", uerr)
-	}
-	return err
+	defer func() {
+		unix.Sync()
+		if uerr := unix.Unmount(bootMount, 0); err == nil && uerr != nil {
+			err = fmt.Errorf("unmount the boot partition: %w", uerr)
+		}
+	}()
+	return fn(d, bootMount)
 }
 
 // Install installs the bundle r streams into the slot the node is not
-// running, checks it, arms a trial of it and asks for a reboot.
-func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool) (*nodeapi.Result, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+// running, checks it, arms a trial of it and asks for a reboot. verified,
+// if not nil, is called once the manifest's signature is good (the caller
+// may then give the stream more time).
+func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, verified func()) (*nodeapi.Result, error) {
 	chooser, err := family.ChooserOf(n.Info.Family)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
+	if err := n.ready(); err != nil {
+		return nil, err
+	}
+	if !n.mu.TryLock() {
+		return nil, fmt.Errorf("%w: another update or rollback is under way", ErrRefused)
+	}
+	defer n.mu.Unlock()
 	br, err := bundle.NewReader(r, n.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if verified != nil {
+		verified()
 	}
 	m := br.Manifest
 	if err := n.fits(m, allowDowngrade); err != nil {
 		return nil, err
 	}
 	target := boot.Other(n.Booted)
+	s, err := n.slot(br, m)
+	if err != nil {
+		return nil, err
+	}
 	res := &nodeapi.Result{Slot: target, Version: m.Version, Build: m.Build}
+	st, err := loadState(StateFile, n.Info)
+	if err != nil {
+		return nil, err
+	}
 	err = n.withBoot(true, func(d *disk.Disk, bootDir string) error {
-		committed, err := chooser.Committed(bootDir)
-		if err != nil {
-			return err
-		}
-		if committed == target {
-			return fmt.Errorf("%w: slot %s is committed and this node runs slot %s on trial; wait until the trial ends (cairn status)", ErrRefused, target, n.Booted)
-		}
-		st, err := loadState(StateFile, n.Info)
-		if err != nil {
-			return err
+		if err := chooser.Disarm(bootDir); err != nil {
+			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		// From here the target slot is being overwritten: say so first, so
 		// that a power cut leaves a state that does not claim the old system.
@@ -112,25 +156,27 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool) (*
 			return err
 		}
 		n.Log.Info("installing an update", "slot", target, "version", m.Version, "build", m.Build)
-		if err := n.write(d, bootDir, br, target); err != nil {
-			st.Last = n.result(res, "failed", err.Error())
-			st.save(StateFile)
-			return err
-		}
-		if err := chooser.Arm(bootDir, target); err != nil {
+		if err := n.write(d, bootDir, br, s, target); err != nil {
 			return err
 		}
 		st.Slots[target] = nodeapi.OS{Version: m.Version, Build: m.Build}
 		st.Pending = target
 		st.Last = n.result(res, "installed", "")
-		return st.save(StateFile)
+		if err := st.save(StateFile); err != nil {
+			return err
+		}
+		return chooser.Arm(bootDir, target)
 	})
 	if err != nil {
+		if !errors.Is(err, ErrRefused) {
+			st.Pending, st.Last = "", n.result(res, "failed", err.Error())
+			st.save(StateFile)
+		}
 		n.Log.Error("update not installed", "err", err)
 		return nil, err
 	}
 	n.Log.Info("update installed; rebooting into it on trial", "slot", target, "version", m.Version)
-	n.Reboot()
+	n.setRebooting(target)
 	return res, nil
 }
 
@@ -154,28 +200,56 @@ func (n *Node) fits(m *bundle.Manifest, allowDowngrade bool) error {
 	return nil
 }
 
+// slot is the slot the bundle holds, each file's content the bundle's
+// next file, once the files are those the family installs, in its order.
+func (n *Node) slot(br *bundle.Reader, m *bundle.Manifest) (*family.Slot, error) {
+	home, err := family.Of(m.Family)
+	if err != nil {
+		return nil, err
+	}
+	s := &family.Slot{Family: m.Family, Files: fstree.New(), Console: m.Console, Args: m.Args, Version: m.Version, Epoch: time.Unix(m.Build, 0)}
+	var names []string
+	for _, f := range m.Files {
+		names = append(names, f.Name)
+		if err := s.Files.Put(f.Name, &fstree.Entry{Mode: 0o644, Size: f.Size, Content: next(br, f.Name)}); err != nil {
+			return nil, err
+		}
+	}
+	for _, want := range []string{family.Kernel, family.Initrd, family.Root} {
+		if !slices.Contains(names, want) {
+			return nil, fmt.Errorf("%w: the bundle has no %s", ErrRefused, want)
+		}
+	}
+	order, err := family.InstallOrder(home, s)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(order, names) {
+		return nil, fmt.Errorf("%w: the bundle holds %s, where a %s node installs %s; build it with this version of cairn",
+			ErrRefused, strings.Join(names, ", "), m.Family, strings.Join(order, ", "))
+	}
+	return s, nil
+}
+
+// next opens the bundle's next file, which must be name.
+func next(br *bundle.Reader, name string) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
+		got, r, err := br.Next()
+		if err == nil && got.Name != name {
+			err = fmt.Errorf("the family installs %s where the bundle has %s", name, got.Name)
+		}
+		return io.NopCloser(r), err
+	}
+}
+
 // write streams the bundle's files into slot target through the family's
 // Install, checks that the stream matched its manifest to the end, and
 // reads back what landed on the disk.
-func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, target string) error {
+func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.Slot, target string) error {
 	m := br.Manifest
 	home, err := family.Of(m.Family)
 	if err != nil {
 		return err
-	}
-	s := &family.Slot{Family: m.Family, Files: fstree.New(), Console: m.Console, Args: m.Args, Version: m.Version, Epoch: time.Unix(m.Build, 0)}
-	for _, f := range m.Files {
-		name := f.Name
-		err := s.Files.Put(name, &fstree.Entry{Mode: 0o644, Size: f.Size, Content: func() (io.ReadCloser, error) {
-			got, r, err := br.Next()
-			if err == nil && got.Name != name {
-				err = fmt.Errorf("the family installs %s where the bundle has %s: the bundle was made by another version of cairn", name, got.Name)
-			}
-			return io.NopCloser(r), err
-		}})
-		if err != nil {
-			return err
-		}
 	}
 	dev, err := os.OpenFile(d.Dev, os.O_RDWR, 0)
 	if err != nil {
@@ -186,8 +260,11 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, target str
 	if err := home.Install(dd, s, target); err != nil {
 		return err
 	}
-	if _, _, err := br.Next(); err != io.EOF {
-		return fmt.Errorf("after the last file: %w", err)
+	if f, _, err := br.Next(); err != io.EOF {
+		if err == nil {
+			err = fmt.Errorf("%w: it holds %s after the files it lists", bundle.ErrContent, f.Name)
+		}
+		return err
 	}
 	if !m.Family.RootInSlotFile() {
 		// The root went raw into the slot partition.
@@ -205,10 +282,9 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, target str
 }
 
 // readBack hashes what was written, from the disk rather than the page
-// cache, against the manifest.
+// cache (written and synced, its pages are dropped first), against the
+// manifest.
 func (dd *deviceDisk) readBack(m *bundle.Manifest) error {
-	unix.IoctlSetInt(int(dd.dev.Fd()), unix.BLKFLSBUF, 0)
-	os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0)
 	for _, f := range m.Files {
 		w, ok := dd.written[f.Name]
 		if !ok {
@@ -217,6 +293,10 @@ func (dd *deviceDisk) readBack(m *bundle.Manifest) error {
 		file, err := os.Open(w.path)
 		if err != nil {
 			return err
+		}
+		if err := unix.Fadvise(int(file.Fd()), w.off, f.Size, unix.FADV_DONTNEED); err != nil {
+			file.Close()
+			return fmt.Errorf("read back %s: %w", f.Name, err)
 		}
 		h := sha256.New()
 		_, err = io.Copy(h, io.NewSectionReader(file, w.off, f.Size))

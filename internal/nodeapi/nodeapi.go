@@ -10,7 +10,10 @@ package nodeapi
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"io/fs"
+	"os"
 	"time"
 )
 
@@ -62,6 +65,22 @@ type Result struct {
 	// or failed.
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// LastResult reads the last update's result from the updater's state
+// file (boot.UpdateState); nil when there was none.
+func LastResult(file string) (*Result, error) {
+	data, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st struct {
+		Last *Result `json:"last"`
+	}
+	return st.Last, json.Unmarshal(data, &st)
 }
 
 // ServerTLS is the node's side: its certificate, and client certificates

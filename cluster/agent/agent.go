@@ -143,7 +143,10 @@ func (a *Agent) watchReady(ctx context.Context, registered func()) {
 	was := false
 	var lastErr string
 	for ctx.Err() == nil {
-		ready, err := nodeReady(ctx, a.kubelet, a.Node.Name)
+		n, ready, err := nodeReady(ctx, a.kubelet, a.Node.Name)
+		if err == nil {
+			a.syncOS(ctx, n)
+		}
 		if err != nil && err.Error() != lastErr && ctx.Err() == nil {
 			a.Log.Info("waiting for the node to register", "node", a.Node.Name, "err", err)
 			lastErr = err.Error()

@@ -10,19 +10,19 @@ import (
 )
 
 // nodeReady asks the API whether the node is Ready (an error while it is
-// not registered). cs has the kubelet's own credentials: the Node
-// authorizer lets a node read itself.
-func nodeReady(ctx context.Context, cs kubernetes.Interface, node string) (bool, error) {
+// not registered), and returns the Node. cs has the kubelet's own
+// credentials: the Node authorizer lets a node read itself.
+func nodeReady(ctx context.Context, cs kubernetes.Interface, node string) (*corev1.Node, bool, error) {
 	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue, nil
+			return n, c.Status == corev1.ConditionTrue, nil
 		}
 	}
-	return false, nil
+	return n, false, nil
 }
 
 func clientFor(kubeconfig string) (*kubernetes.Clientset, error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/internal/cli"
 	"github.com/cairn-os/cairn/internal/qemu"
 )
 
@@ -141,6 +142,11 @@ func TestServerAndAgent(t *testing.T) {
 	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {.spec.podCIDR}{\"\\n\"}{end}"); !strings.Contains(out, "srv=True 10.42.0.0/24") || !regexp.MustCompile(`edge=True 10\.42\.\d+\.0/24`).MatchString(out) {
 		t.Errorf("nodes:\n%s", out)
 	}
+	// Every node says which system it runs, for kubectl get nodes -L.
+	eventually(t, time.Minute, "the nodes' cairn.dev/os-version labels", func() bool {
+		out := kubectl.must("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.cairn\.dev/os-version}{"\n"}{end}`)
+		return strings.Contains(out, "srv="+cli.Version+"\n") && strings.Contains(out, "edge="+cli.Version+"\n")
+	})
 	// What the API stored is rows in PostgreSQL, Secrets encrypted.
 	if n := pg.query(t, "SELECT count(DISTINCT name) FROM kine WHERE name IN ('/registry/minions/srv', '/registry/minions/edge')"); n != "2" {
 		t.Errorf("the nodes in PostgreSQL: %s of 2", n)

@@ -121,7 +121,6 @@ func TestSectionsNotUsedYetWarn(t *testing.T) {
 	}
 	want := []string{
 		"t.yaml:5:5: network.wifi: Wi-Fi is not used yet by this version of Cairn",
-		"t.yaml:7:8: update.url: polling update.url is not used yet by this version of Cairn",
 	}
 	if len(warns) != len(want) {
 		t.Fatalf("warnings %v", warns)

@@ -84,7 +84,9 @@ type Cluster struct {
 // Update configures over-the-air updates.
 type Update struct {
 	PublicKeys []string `yaml:"publicKeys,omitempty" jsonschema_description:"ed25519 public keys (base64) whose signatures on update bundles the node accepts. Default: the fleet's key (cairn keys generate) when the image was built with one."`
-	URL        string   `yaml:"url,omitempty" jsonschema_description:"Where the node polls for bundles, http or https (not used yet: push bundles with cairn upgrade)."`
+	URL        string   `yaml:"url,omitempty" jsonschema_description:"A channel the node polls for bundles (http or https): a file that cairn publish writes, signed with the fleet's key. The node installs the bundle it names when that is newer than what it runs."`
+	// PollSeconds is how often the node polls URL.
+	PollSeconds int `yaml:"pollSeconds,omitempty" jsonschema_description:"How often the node polls update.url, in seconds, give or take a tenth. Default 3600."`
 	// TrialSeconds bounds a trial boot.
 	TrialSeconds int `yaml:"trialSeconds,omitempty" jsonschema_description:"How long a new slot on trial has to become healthy (network up; with a cluster, its Node Ready) before the node gives it up and boots the committed slot again. Default 600."`
 }

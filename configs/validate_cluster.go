@@ -90,8 +90,10 @@ func (k *checker) update(u *Update) {
 	if u.TrialSeconds != 0 && (u.TrialSeconds < 30 || u.TrialSeconds > 86400) {
 		k.err("update.trialSeconds", "%d is out of range: 30 to 86400 seconds", u.TrialSeconds)
 	}
+	if u.PollSeconds != 0 && (u.PollSeconds < 30 || u.PollSeconds > 7*86400) {
+		k.err("update.pollSeconds", "%d is out of range: 30 to 604800 seconds", u.PollSeconds)
+	}
 	if u.URL != "" {
-		k.warn("update.url", "polling update.url is not used yet by this version of Cairn; push bundles with cairn upgrade BUNDLE --node HOST")
 		if p, err := url.Parse(u.URL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			k.err("update.url", "%q is not an http or https URL", redactURL(u.URL))
 		}
@@ -111,6 +113,14 @@ func (k *checker) repository(p string, r Repository) {
 	if len(r.Suites) == 0 {
 		k.err(p+".suites", "required: at least one suite, such as bookworm")
 	}
+}
+
+// Poll is how often the node polls update.url.
+func (u *Update) Poll() time.Duration {
+	if u == nil || u.PollSeconds == 0 {
+		return time.Hour
+	}
+	return time.Duration(u.PollSeconds) * time.Second
 }
 
 // Trial is how long a slot on trial has to become healthy.

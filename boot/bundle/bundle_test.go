@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +187,34 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestChannel(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	data, err := SignIndex(&Index{Board: "qemu-arm64", Version: "v3", Build: 3, Bundle: "bundles/v3.cairnb", Size: 100}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse("http://updates.lan/fleet/stable.json")
+	ix, err := ParseChannel(data, []ed25519.PublicKey{pub}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ix.Bundle != "http://updates.lan/fleet/bundles/v3.cairnb" || ix.Build != 3 {
+		t.Errorf("index %+v", ix)
+	}
+	other, _, _ := ed25519.GenerateKey(nil)
+	if _, err := ParseChannel(data, []ed25519.PublicKey{other}, base); !errors.Is(err, ErrSignature) {
+		t.Errorf("another key: %v", err)
+	}
+	changed := bytes.Replace(data, []byte("\"signature\""), []byte("\"signature\" "), 1)
+	changed = bytes.Replace(changed, []byte("eyJ"), []byte("eyK"), 1)
+	if _, err := ParseChannel(changed, []ed25519.PublicKey{pub}, base); err == nil {
+		t.Error("a changed index was accepted")
+	}
+	secure, _ := url.Parse("https://updates.lan/stable.json")
+	down, _ := SignIndex(&Index{Bundle: "http://elsewhere/v3.cairnb", Size: 100}, key)
+	if _, err := ParseChannel(down, []ed25519.PublicKey{pub}, secure); !errors.Is(err, ErrFormat) {
+		t.Errorf("an https channel pointing at http: %v", err)
+	}
 }

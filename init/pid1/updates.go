@@ -51,8 +51,8 @@ func (s *stage2) trial(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// updates serves the node API when the image carries the fleet's
-// credentials.
+// updates polls update.url, when the config has one, and serves the node
+// API when the image carries the fleet's credentials.
 func (s *stage2) updates(ctx context.Context, log *slog.Logger) error {
 	n := s.updater
 	if n == nil {
@@ -63,6 +63,13 @@ func (s *stage2) updates(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	n.Keys = keys
+	if u := s.cfg.Update; u != nil && u.URL != "" {
+		if len(keys) == 0 {
+			log.Error("update.url is set but the node trusts no key (no update.publicKeys, no fleet key in the image), so it does not poll")
+		} else {
+			go n.Poll(s.ctx, u.URL, u.Poll())
+		}
+	}
 	read := func(name string) []byte {
 		data, rerr := os.ReadFile(filepath.Join(boot.FleetDir, name))
 		if rerr != nil && err == nil {

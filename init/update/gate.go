@@ -111,7 +111,7 @@ func (n *Node) giveUp(reason string) {
 	n.Log.Error("giving up the slot on trial; rebooting into the committed slot", "slot", n.Booted, "reason", reason)
 	if st, err := loadState(StateFile, n.Info); err == nil {
 		os := st.Slots[n.Booted]
-		st.Pending = ""
+		st.Pending, st.Failed = "", os.Build
 		st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: n.Booted, Version: os.Version, Build: os.Build, State: "rolled-back", Reason: reason}
 		st.save(StateFile)
 	}
@@ -136,7 +136,7 @@ func (n *Node) noteFallback() {
 	os := st.Slots[st.Pending]
 	reason := fmt.Sprintf("slot %s did not come up (its kernel or init failed, or it hung until the watchdog reset it); slot %s booted again", st.Pending, n.Booted)
 	st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: st.Pending, Version: os.Version, Build: os.Build, State: "rolled-back", Reason: reason}
-	st.Pending = ""
+	st.Pending, st.Failed = "", os.Build
 	if err := st.save(StateFile); err != nil {
 		n.Log.Warn("update state", "err", err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +11,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/cairn-os/cairn/boot/bundle"
+	"github.com/cairn-os/cairn/internal/atomicfile"
 	"github.com/cairn-os/cairn/internal/fleet"
 	"github.com/cairn-os/cairn/internal/nodeapi"
 	"github.com/cairn-os/cairn/internal/progress"
@@ -249,4 +253,72 @@ func rollbackCmd() *cobra.Command {
 	}
 	n.add(c)
 	return c
+}
+
+func publishCmd() *cobra.Command {
+	var channel, bundleURL string
+	c := &cobra.Command{
+		Use:   "publish BUNDLE --channel FILE",
+		Short: "Point an update channel (what nodes poll at update.url) at a bundle",
+		Long: `Write a channel file that offers BUNDLE to the nodes whose update.url
+names it, signed with the fleet's key. Serve the channel's folder with any
+HTTP server that answers Range requests (so that a broken download resumes);
+the bundle's address is written relative to the channel, so BUNDLE must be in
+the channel's folder or below it, unless --url gives it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := fleet.DefaultDir()
+			if err != nil {
+				return err
+			}
+			f, err := fleet.Load(dir)
+			if err != nil {
+				return err
+			}
+			ix, err := indexOf(args[0], f)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			if ix.Bundle = bundleURL; ix.Bundle == "" {
+				rel, err := filepath.Rel(filepath.Dir(channel), args[0])
+				if err != nil || strings.HasPrefix(rel, "..") {
+					return &ExitError{Code: 2, Err: fmt.Errorf("%s is not in the folder of %s: move it there, or give its address with --url", args[0], channel)}
+				}
+				ix.Bundle = filepath.ToSlash(rel)
+			}
+			data, err := bundle.SignIndex(ix, f.SignKey)
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.Write(channel, data, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: offers %s (build %d) for %s nodes: %s\n", channel, ix.Version, ix.Build, ix.Board, ix.Bundle)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&channel, "channel", "", "the channel file to write, in the folder an HTTP server serves")
+	c.Flags().StringVar(&bundleURL, "url", "", "the bundle's address, if not beside the channel")
+	c.MarkFlagRequired("channel")
+	return c
+}
+
+// indexOf describes a bundle for a channel, from its manifest, which must
+// be signed with the fleet's key.
+func indexOf(file string, f *fleet.Fleet) (*bundle.Index, error) {
+	in, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return nil, err
+	}
+	r, err := bundle.NewReader(in, []ed25519.PublicKey{f.SignKey.Public().(ed25519.PublicKey)})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	m := r.Manifest
+	return &bundle.Index{Board: m.Board, Arch: m.Arch, Family: string(m.Family), Cluster: m.Cluster, Version: m.Version, Build: m.Build, Size: st.Size()}, nil
 }

@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +28,9 @@ import (
 // stream, an older build) change nothing that boots; a good one is
 // installed into the other slot, boots on trial and is committed; a
 // rollback goes back the same way; and a slot whose kernel panics falls
-// back to the committed one with no help from the new system.
+// back to the committed one with no help from the new system. A node also
+// pulls a bundle from the channel its config names, resuming a download
+// that breaks off.
 func TestUpdate(t *testing.T) {
 	board, err := boards.Get("qemu-arm64")
 	if err != nil {
@@ -40,9 +46,10 @@ func TestUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	channel := serveChannel(t, filepath.Join(dir, "www"))
 	config := func(motd string) string {
-		return "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: upd\nupdate:\n  trialSeconds: 120\n" +
-			"files:\n  - path: /etc/motd\n    content: " + motd + "\ndebug:\n  console: true\n"
+		return "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: upd\nupdate:\n  trialSeconds: 120\n  pollSeconds: 30\n" +
+			"  url: " + channel + "\nfiles:\n  - path: /etc/motd\n    content: " + motd + "\ndebug:\n  console: true\n"
 	}
 	v1, v1b := buildRelease(t, dir, "v1", config("release one"), 1780000000)
 	_, v2b := buildRelease(t, dir, "v2", config("release two"), 1780100000)
@@ -107,17 +114,28 @@ func TestUpdate(t *testing.T) {
 	waitLine(t, vm, "cairn: ready slot=a", at)
 	at = waitLine(t, vm, "slot committed: the node is healthy slot=a", at)
 
+	// The node pulls v2 again once the channel offers it (it runs v1 now);
+	// the download breaks off half-way once and resumes.
+	www := filepath.Join(dir, "www")
+	os.Link(v2b, filepath.Join(www, "v2.cairnb"))
+	if out, err := cairn(t, "publish", filepath.Join(www, "v2.cairnb"), "--channel", filepath.Join(www, "stable.json")); err != nil {
+		t.Fatalf("cairn publish: %v\n%s", err, out)
+	}
+	at = waitLine(t, vm, "the update channel offers a newer system", at)
+	waitLine(t, vm, "download broke off; resuming", at)
+	at = waitLine(t, vm, "slot committed: the node is healthy slot=b", at)
+
 	// A slot whose kernel cannot start init: the loader's one-shot trial
-	// is spent, and slot a boots again by itself.
+	// is spent, and slot b boots again by itself.
 	broken := resign(t, v2b, dir, "broken.cairnb", f.SignKey)
 	if out, err := cairn(t, "upgrade", broken, "--node", node); err != nil {
 		t.Fatalf("cairn upgrade (broken): %v\n%s", err, out)
 	}
 	at = waitLine(t, vm, "Kernel panic", at)
 	waitLine(t, vm, "the last update was rolled back", at)
-	waitLine(t, vm, "cairn: ready slot=a", at)
+	waitLine(t, vm, "cairn: ready slot=b", at)
 	st = status(t, node)
-	if st.Booted != "a" || st.Committed != "a" || st.Last.State != "rolled-back" || !strings.Contains(st.Last.Reason, "slot b did not come up") {
+	if st.Booted != "b" || st.Committed != "b" || st.Last.State != "rolled-back" || !strings.Contains(st.Last.Reason, "slot a did not come up") {
 		t.Errorf("after a broken update: %+v last %+v", st, st.Last)
 	}
 	out, _ := cairn(t, "status", "--node", node)
@@ -212,4 +230,39 @@ func status(t *testing.T, node string) nodeapi.Status {
 		t.Fatalf("cairn status --json: %v\n%s", err, out)
 	}
 	return s
+}
+
+// serveChannel serves dir over HTTP for the VM (at the host's address on
+// QEMU's user network) and returns the channel's URL there. The first
+// download of a bundle breaks off half-way.
+func serveChannel(t *testing.T, dir string) string {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	files := http.FileServer(http.Dir(dir))
+	var cut atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".cairnb") && !cut.Swap(true) {
+			w = &cutHalf{ResponseWriter: w, left: 8 << 20}
+		}
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return "http://10.0.2.2:" + port + "/stable.json"
+}
+
+// cutHalf aborts a response after left bytes.
+type cutHalf struct {
+	http.ResponseWriter
+	left int
+}
+
+func (c *cutHalf) Write(p []byte) (int, error) {
+	if len(p) >= c.left {
+		c.ResponseWriter.Write(p[:c.left])
+		c.ResponseWriter.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}
+	c.left -= len(p)
+	return c.ResponseWriter.Write(p)
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cairn-os/cairn/internal/flaky"
 )
 
 // TestResumer: a download that breaks off is resumed where it stopped, and
@@ -23,7 +25,7 @@ func TestResumer(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Break off part-way: the first request, and the first resume.
 		if requests.Add(1) <= 2 {
-			w = &breaking{ResponseWriter: w, left: 1 << 20}
+			w = flaky.Cut(w, 1<<20)
 		}
 		http.ServeContent(w, r, "b", time.Unix(0, 0), bytes.NewReader(data))
 	}))
@@ -51,20 +53,4 @@ func TestResumer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot resume") {
 		t.Errorf("a server without ranges: %v", err)
 	}
-}
-
-// breaking aborts the response after left bytes.
-type breaking struct {
-	http.ResponseWriter
-	left int
-}
-
-func (b *breaking) Write(p []byte) (int, error) {
-	if len(p) >= b.left {
-		b.ResponseWriter.Write(p[:b.left])
-		b.ResponseWriter.(http.Flusher).Flush()
-		panic(http.ErrAbortHandler)
-	}
-	b.left -= len(p)
-	return b.ResponseWriter.Write(p)
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-os/cairn/internal/flaky"
+
 	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/boot/bundle"
 	"github.com/cairn-os/cairn/internal/fleet"
@@ -242,27 +244,11 @@ func serveChannel(t *testing.T, dir string) string {
 	var cut atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, ".cairnb") && !cut.Swap(true) {
-			w = &cutHalf{ResponseWriter: w, left: 8 << 20}
+			w = flaky.Cut(w, 8<<20)
 		}
 		files.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	return "http://10.0.2.2:" + port + "/stable.json"
-}
-
-// cutHalf aborts a response after left bytes.
-type cutHalf struct {
-	http.ResponseWriter
-	left int
-}
-
-func (c *cutHalf) Write(p []byte) (int, error) {
-	if len(p) >= c.left {
-		c.ResponseWriter.Write(p[:c.left])
-		c.ResponseWriter.(http.Flusher).Flush()
-		panic(http.ErrAbortHandler)
-	}
-	c.left -= len(p)
-	return c.ResponseWriter.Write(p)
 }

@@ -37,18 +37,35 @@ func TestDurableOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Follow the temporary file's and the folder's descriptors by number.
-	open := regexp.MustCompile(`openat\(AT_FDCWD, "([^"]+)".*\) = (\d+)$`)
-	sync := regexp.MustCompile(`f(?:data)?sync\((\d+)\)`)
+	// With -f, a call another thread interrupts is split over two lines,
+	// "<unfinished ...>" and "<... NAME resumed>", each after the pid.
+	line := regexp.MustCompile(`^(\d+)\s+(.*)$`)
+	open := regexp.MustCompile(`^openat\(AT_FDCWD, "([^"]+)"`)
+	result := regexp.MustCompile(`= (\d+)$`)
+	sync := regexp.MustCompile(`^f(?:data)?sync\((\d+)`)
 	var events []string
-	fds := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
+	fds, pending := map[string]string{}, map[string]string{}
+	for _, l := range strings.Split(string(data), "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		pid, call := m[1], m[2]
 		switch {
-		case open.MatchString(line):
-			m := open.FindStringSubmatch(line)
-			fds[m[2]] = m[1]
-		case sync.MatchString(line):
-			events = append(events, "sync "+fds[sync.FindStringSubmatch(line)[1]])
-		case strings.Contains(line, "rename") && strings.Contains(line, target):
+		case open.MatchString(call):
+			path := open.FindStringSubmatch(call)[1]
+			if r := result.FindStringSubmatch(call); r != nil {
+				fds[r[1]] = path
+			} else {
+				pending[pid] = path
+			}
+		case strings.HasPrefix(call, "<... openat resumed>"):
+			if r := result.FindStringSubmatch(call); r != nil {
+				fds[r[1]] = pending[pid]
+			}
+		case sync.MatchString(call):
+			events = append(events, "sync "+fds[sync.FindStringSubmatch(call)[1]])
+		case strings.Contains(call, "rename") && strings.Contains(call, target):
 			events = append(events, "rename")
 		}
 	}

@@ -89,8 +89,12 @@ func (s *stage2) updates(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("node API credentials: %w", err)
 	}
+	ln, err := update.Listen()
+	if err != nil {
+		return err
+	}
 	go func() {
-		if err := n.Serve(s.ctx, conf); err != nil {
+		if err := n.Serve(s.ctx, ln, conf); err != nil {
 			log.Error("node API stopped", "err", err)
 		}
 	}()

@@ -15,9 +15,18 @@ import (
 	"golang.org/x/net/netutil"
 )
 
-// Serve answers the node API on its port until ctx ends. Only clients with
-// a certificate from the fleet's CA get past the TLS handshake.
-func (n *Node) Serve(ctx context.Context, conf *tls.Config) error {
+// Listen opens the node API's port.
+func Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(nodeapi.Port))
+	if err != nil {
+		return nil, fmt.Errorf("node API: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve answers the node API on ln until ctx ends. Only clients with a
+// certificate from the fleet's CA get past the TLS handshake.
+func (n *Node) Serve(ctx context.Context, ln net.Listener, conf *tls.Config) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+nodeapi.PathStatus, func(w http.ResponseWriter, r *http.Request) {
 		s, err := n.Status()
@@ -45,16 +54,12 @@ func (n *Node) Serve(ctx context.Context, conf *tls.Config) error {
 		IdleTimeout:    time.Minute,
 		MaxHeaderBytes: 16 << 10,
 	}
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(nodeapi.Port))
-	if err != nil {
-		return fmt.Errorf("node API: %w", err)
-	}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
 	n.Log.Info("node API listening", "port", nodeapi.Port)
-	err = srv.ServeTLS(netutil.LimitListener(ln, 64), "", "")
+	err := srv.ServeTLS(netutil.LimitListener(ln, 64), "", "")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -113,7 +113,7 @@ func (n *nodeFlags) call(ctx context.Context, method, path string, body io.Reade
 		return nil, fmt.Errorf("node %s: %w", n.node, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("node %s refused: %s", n.node, strings.TrimSpace(string(data)))
+		return nil, fmt.Errorf("node %s: %s", n.node, strings.TrimSpace(string(data)))
 	}
 	return data, nil
 }

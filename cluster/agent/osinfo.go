@@ -28,10 +28,11 @@ func (a *Agent) syncOS(ctx context.Context, n *corev1.Node) {
 	if n.Labels[OSVersionLabel] == version && n.Annotations[LastUpdateAnnotation] == last {
 		return
 	}
-	meta := map[string]any{"labels": map[string]string{OSVersionLabel: version}}
-	if last != "" {
-		meta["annotations"] = map[string]string{LastUpdateAnnotation: last}
+	var note any = last
+	if last == "" {
+		note = nil // a merge patch's null removes it
 	}
+	meta := map[string]any{"labels": map[string]string{OSVersionLabel: version}, "annotations": map[string]any{LastUpdateAnnotation: note}}
 	patch, _ := json.Marshal(map[string]any{"metadata": meta})
 	if _, err := a.kubelet.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		a.Log.Warn("cannot label the node with its system's version", "err", err)

@@ -29,8 +29,9 @@ type stage2 struct {
 	netUp    atomic.Bool // the network phase succeeded
 	began    time.Time   // when stage 2 started
 	updater  *update.Node
-	// feedUntil is when init stops feeding the watchdog (unix seconds; 0
-	// for never): on a trial boot, a little after the trial runs out.
+	// feedUntil is when init stops feeding the watchdog, as a duration
+	// since began (0 for never): on a trial boot, a little after the trial
+	// runs out.
 	feedUntil atomic.Int64
 	services  []*running
 	ctx       context.Context

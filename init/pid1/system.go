@@ -123,7 +123,7 @@ func (s *stage2) watchdog(ctx context.Context, log *slog.Logger) error {
 	}
 	go func() {
 		for {
-			if until := s.feedUntil.Load(); until == 0 || time.Now().Unix() < until {
+			if until := time.Duration(s.feedUntil.Load()); until == 0 || time.Since(s.began) < until {
 				f.Write([]byte{0})
 			}
 			time.Sleep(10 * time.Second)

@@ -34,11 +34,11 @@ func (s *stage2) trial(ctx context.Context, log *slog.Logger) error {
 		Info: s.info, Booted: s.args[boot.ArgSlot], DiskID: s.args[boot.ArgDisk], Hostname: s.hostname,
 		Trial: s.cfg.Update.Trial(), Since: s.began, Log: log,
 		Watchdog: func(until time.Time) {
-			var u int64
+			var d time.Duration
 			if !until.IsZero() {
-				u = until.Unix()
+				d = max(until.Sub(s.began), 1) // on the monotonic clock: NTP may step the wall clock
 			}
-			s.feedUntil.Store(u)
+			s.feedUntil.Store(int64(d))
 		},
 		Reboot: func() {
 			time.AfterFunc(time.Second, func() { unix.Kill(1, unix.SIGINT) })

@@ -37,7 +37,7 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, conf *tls.Config) err
 		rc := http.NewResponseController(w)
 		rc.SetReadDeadline(time.Now().Add(30 * time.Second))
 		more := func() { rc.SetReadDeadline(time.Now().Add(time.Hour)) }
-		res, err := n.Install(r.Context(), r.Body, r.URL.Query().Get("allow-downgrade") == "1", more)
+		res, err := n.Install(r.Context(), r.Body, r.URL.Query().Get("allow-downgrade") == "1", more, 0)
 		reply(w, res, err)
 	})
 	mux.HandleFunc("POST "+nodeapi.PathRollback, func(w http.ResponseWriter, r *http.Request) {

@@ -41,11 +41,13 @@ func (n *Node) Gate(ctx context.Context, healthy Health) {
 		n.Log.Error("cannot tell the committed slot, so updates are off until the next boot", "err", last)
 		return
 	}
+	if committed == n.Booted {
+		n.noteFallback() // before updates are let in (ready)
+	}
 	n.smu.Lock()
 	n.committed = committed
 	n.smu.Unlock()
 	if committed == n.Booted {
-		n.noteFallback()
 		return
 	}
 	deadline := n.Since.Add(n.Trial)
@@ -111,7 +113,7 @@ func (n *Node) giveUp(reason string) {
 	n.Log.Error("giving up the slot on trial; rebooting into the committed slot", "slot", n.Booted, "reason", reason)
 	if st, err := loadState(StateFile, n.Info); err == nil {
 		os := st.Slots[n.Booted]
-		st.Pending, st.Failed = "", os.Build
+		st.Pending, st.Held = "", os.Build
 		st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: n.Booted, Version: os.Version, Build: os.Build, State: "rolled-back", Reason: reason}
 		st.save(StateFile)
 	}
@@ -136,7 +138,7 @@ func (n *Node) noteFallback() {
 	os := st.Slots[st.Pending]
 	reason := fmt.Sprintf("slot %s did not come up (its kernel or init failed, or it hung until the watchdog reset it); slot %s booted again", st.Pending, n.Booted)
 	st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: st.Pending, Version: os.Version, Build: os.Build, State: "rolled-back", Reason: reason}
-	st.Pending, st.Failed = "", os.Build
+	st.Pending, st.Held = "", os.Build
 	if err := st.save(StateFile); err != nil {
 		n.Log.Warn("update state", "err", err)
 	}
@@ -167,7 +169,8 @@ func (n *Node) Rollback() (*nodeapi.Result, error) {
 	}
 	res := &nodeapi.Result{Time: time.Now().UTC(), Slot: other, Version: os.Version, Build: os.Build, State: "installed", Reason: "rollback"}
 	prev := *st
-	st.Pending, st.Last = other, res
+	// The build left behind is not pulled from the channel again.
+	st.Pending, st.Last, st.Held = other, res, st.Slots[n.Booted].Build
 	if err := st.save(StateFile); err != nil {
 		return nil, err
 	}

@@ -19,12 +19,19 @@ import (
 // Poll checks the channel at channelURL about every `every` (with a
 // random tenth more or less, so a fleet does not come at once) and
 // installs the bundle it offers when that is newer than what the node
-// runs, for this node, and not a build whose trial failed here before.
+// runs, for this node, and not held (a build whose trial failed here, or
+// that a rollback left). A build that fails to install is tried again
+// after a growing wait, up to a day.
 func (n *Node) Poll(ctx context.Context, channelURL string, every time.Duration) {
 	base, err := url.Parse(channelURL)
 	if err != nil {
 		n.Log.Error("update.url", "err", err)
 		return
+	}
+	var failed struct {
+		build   int64
+		times   int
+		retryAt time.Time
 	}
 	wait := time.Duration(rand.Int64N(int64(min(every, 2*time.Minute)))) + 10*time.Second
 	for retry.Sleep(ctx, wait) == nil {
@@ -37,15 +44,21 @@ func (n *Node) Poll(ctx context.Context, channelURL string, every time.Duration)
 			n.Log.Warn("update channel", "url", base.Redacted(), "err", err)
 			continue
 		}
-		if !n.wants(ix) {
+		if !n.wants(ix) || ix.Build == failed.build && time.Now().Before(failed.retryAt) {
 			continue
 		}
-		n.Log.Info("the update channel offers a newer system; installing it", "version", ix.Version, "build", ix.Build, "bundle", ix.Bundle)
-		body := &resumer{ctx: ctx, url: ix.Bundle, size: ix.Size, log: n.Log}
-		_, err = n.Install(ctx, body, false, nil)
+		bundleURL, _ := url.Parse(ix.Bundle)
+		n.Log.Info("the update channel offers a newer system; installing it", "version", ix.Version, "build", ix.Build, "bundle", bundleURL.Redacted())
+		body := &resumer{ctx: ctx, url: bundleURL, size: ix.Size, log: n.Log}
+		_, err = n.Install(ctx, body, false, nil, ix.Build)
 		body.close()
 		if err != nil {
-			n.Log.Error("the update from the channel was not installed", "err", err)
+			if failed.build != ix.Build {
+				failed.build, failed.times = ix.Build, 0
+			}
+			failed.times++
+			failed.retryAt = time.Now().Add(min(every<<min(failed.times, 10), 24*time.Hour))
+			n.Log.Error("the update from the channel was not installed", "err", err, "again", failed.retryAt.Format(time.RFC3339))
 		}
 	}
 }
@@ -57,13 +70,10 @@ func (n *Node) wants(ix *bundle.Index) bool {
 	}
 	st, err := loadState(StateFile, n.Info)
 	if err != nil {
+		n.Log.Warn("update state", "err", err)
 		return false
 	}
-	if ix.Build == st.Failed {
-		n.Log.Debug("the channel offers a build whose trial failed here; waiting for a newer one", "build", ix.Build)
-		return false
-	}
-	return true
+	return ix.Build != st.Held
 }
 
 var pullClient = &http.Client{
@@ -87,31 +97,38 @@ func (n *Node) fetchChannel(ctx context.Context, base *url.URL) (*bundle.Index, 
 	if err != nil {
 		return nil, err
 	}
-	return bundle.ParseChannel(data, n.Keys, base)
+	// The bundle's address is relative to where the channel was found,
+	// after any redirect.
+	return bundle.ParseChannel(data, n.Keys, resp.Request.URL)
 }
 
 // resumer reads a bundle over HTTP and, when the connection breaks or
-// stalls, asks again for the rest (a Range request) where it stopped. It
-// reads at most size bytes.
+// stalls, asks again for the rest (a Range request, If-Range the version
+// it started with) where it stopped. It reads at most size bytes.
 type resumer struct {
 	ctx       context.Context
-	url       string
+	url       *url.URL
 	size, off int64
 	log       *slog.Logger
 
-	body   io.ReadCloser
-	cancel context.CancelFunc
-	stall  *time.Timer
-	tries  int
-	b      retry.Backoff
+	body      io.ReadCloser
+	cancel    context.CancelFunc
+	stall     *time.Timer
+	validator string // the first answer's ETag or Last-Modified
+	tries     int    // since the last progress
+	b         retry.Backoff
 }
-
-var errNoResume = errors.New("the bundle's server cannot resume a download (it ignores Range requests)")
 
 const (
 	stallTimeout = time.Minute
-	maxResumes   = 20
+	maxTries     = 20
 )
+
+var errNoResume = errors.New("the bundle's server cannot resume a download (it ignores Range requests)")
+
+// bundleClient follows redirects and sends a URL's user and password, with
+// no overall time limit: a stall timer cancels a request that stops.
+var bundleClient = &http.Client{}
 
 func (r *resumer) Read(p []byte) (int, error) {
 	if r.off >= r.size {
@@ -133,6 +150,8 @@ func (r *resumer) Read(p []byte) (int, error) {
 		r.off += int64(n)
 		if n > 0 {
 			r.stall.Reset(stallTimeout)
+			r.tries = 0
+			r.b.Reset()
 		}
 		if err == nil || err == io.EOF && r.off == r.size {
 			return n, err
@@ -151,11 +170,8 @@ func (r *resumer) Read(p []byte) (int, error) {
 // again waits before the next try, or says why there is none.
 func (r *resumer) again(err error) error {
 	r.tries++
-	if errors.Is(err, errNoResume) {
-		return err
-	}
-	if r.tries > maxResumes || r.ctx.Err() != nil {
-		return fmt.Errorf("downloading %s: %w (tried %d times)", r.url, err, r.tries)
+	if errors.Is(err, errNoResume) || r.tries > maxTries || r.ctx.Err() != nil {
+		return fmt.Errorf("downloading %s: %w", r.url.Redacted(), err)
 	}
 	r.log.Warn("the bundle's download broke off; resuming", "at", r.off, "of", r.size, "err", err)
 	return r.b.Wait(r.ctx)
@@ -164,33 +180,48 @@ func (r *resumer) again(err error) error {
 // open asks for the bundle from r.off on.
 func (r *resumer) open() error {
 	ctx, cancel := context.WithCancel(r.ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
-	if err != nil {
+	r.stall = time.AfterFunc(stallTimeout, cancel) // no answer at all counts too
+	fail := func(err error) error {
+		r.stall.Stop()
 		cancel()
 		return err
 	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url.String(), nil)
+	if err != nil {
+		return fail(err)
+	}
 	if r.off > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(r.off, 10)+"-")
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		cancel()
-		return fmt.Errorf("downloading %s: %w", r.url, err)
-	}
-	want := http.StatusOK
-	if r.off > 0 {
-		want = http.StatusPartialContent
-	}
-	if resp.StatusCode != want {
-		resp.Body.Close()
-		cancel()
-		if r.off > 0 && resp.StatusCode == http.StatusOK {
-			return errNoResume
+		if r.validator != "" {
+			req.Header.Set("If-Range", r.validator)
 		}
-		return fmt.Errorf("downloading %s: %s", r.url, resp.Status)
+	}
+	resp, err := bundleClient.Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	ok := resp.StatusCode == http.StatusOK && r.off == 0
+	if resp.StatusCode == http.StatusPartialContent && r.off > 0 {
+		var start int64
+		_, serr := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start)
+		ok = serr == nil && start == r.off
+	}
+	if !ok {
+		resp.Body.Close()
+		switch {
+		case r.off > 0 && resp.StatusCode == http.StatusOK && r.validator != "":
+			return fail(fmt.Errorf("%w: the bundle changed on the server during the download", errNoResume))
+		case r.off > 0 && resp.StatusCode == http.StatusOK:
+			return fail(errNoResume)
+		}
+		return fail(fmt.Errorf("%s (%s)", resp.Status, resp.Header.Get("Content-Range")))
+	}
+	if r.off == 0 {
+		if r.validator = resp.Header.Get("ETag"); r.validator == "" {
+			r.validator = resp.Header.Get("Last-Modified")
+		}
 	}
 	r.body, r.cancel = resp.Body, cancel
-	r.stall = time.AfterFunc(stallTimeout, cancel)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,7 +31,8 @@ func TestResumer(t *testing.T) {
 		http.ServeContent(w, r, "b", time.Unix(0, 0), bytes.NewReader(data))
 	}))
 	defer srv.Close()
-	r := &resumer{ctx: context.Background(), url: srv.URL, size: int64(len(data)), log: slog.New(slog.DiscardHandler)}
+	u, _ := url.Parse(srv.URL)
+	r := &resumer{ctx: context.Background(), url: u, size: int64(len(data)), log: slog.New(slog.DiscardHandler)}
 	got, err := io.ReadAll(r)
 	r.close()
 	if err != nil {
@@ -47,7 +49,8 @@ func TestResumer(t *testing.T) {
 		panic(http.ErrAbortHandler)
 	}))
 	defer plain.Close()
-	r = &resumer{ctx: context.Background(), url: plain.URL, size: int64(len(data)), log: slog.New(slog.DiscardHandler)}
+	u, _ = url.Parse(plain.URL)
+	r = &resumer{ctx: context.Background(), url: u, size: int64(len(data)), log: slog.New(slog.DiscardHandler)}
 	r.b.Min, r.b.Max = time.Millisecond, time.Millisecond
 	_, err = io.ReadAll(r)
 	if err == nil || !strings.Contains(err.Error(), "cannot resume") {

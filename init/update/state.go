@@ -22,9 +22,9 @@ type state struct {
 	// given up; "" when none.
 	Pending string          `json:"pending,omitempty"`
 	Last    *nodeapi.Result `json:"last,omitempty"`
-	// Failed is the last build whose trial failed here: the channel's
-	// offer of it is not taken again.
-	Failed int64 `json:"failed,omitempty"`
+	// Held is a build the channel's offer of is not taken: the last whose
+	// trial failed here, or that a rollback left.
+	Held int64 `json:"held,omitempty"`
 }
 
 // loadState reads the state, or starts one in which both slots hold what

@@ -110,8 +110,9 @@ func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) (err e
 // Install installs the bundle r streams into the slot the node is not
 // running, checks it, arms a trial of it and asks for a reboot. verified,
 // if not nil, is called once the manifest's signature is good (the caller
-// may then give the stream more time).
-func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, verified func()) (*nodeapi.Result, error) {
+// may then give the stream more time). build, if not 0, is the build the
+// bundle must be (what a channel said it offers).
+func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, verified func(), build int64) (*nodeapi.Result, error) {
 	chooser, err := family.ChooserOf(n.Info.Family)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
@@ -133,6 +134,9 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 	m := br.Manifest
 	if err := n.fits(m, allowDowngrade); err != nil {
 		return nil, err
+	}
+	if build != 0 && m.Build != build {
+		return nil, fmt.Errorf("%w: the channel offers build %d, but its bundle is build %d; publish it again", ErrRefused, build, m.Build)
 	}
 	target := boot.Other(n.Booted)
 	s, err := n.slot(br, m)

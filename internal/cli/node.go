@@ -281,10 +281,10 @@ the channel's folder or below it, unless --url gives it.`,
 			}
 			if ix.Bundle = bundleURL; ix.Bundle == "" {
 				rel, err := filepath.Rel(filepath.Dir(channel), args[0])
-				if err != nil || strings.HasPrefix(rel, "..") {
+				if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 					return &ExitError{Code: 2, Err: fmt.Errorf("%s is not in the folder of %s: move it there, or give its address with --url", args[0], channel)}
 				}
-				ix.Bundle = filepath.ToSlash(rel)
+				ix.Bundle = (&url.URL{Path: filepath.ToSlash(rel)}).String()
 			}
 			data, err := bundle.SignIndex(ix, f.SignKey)
 			if err != nil {

@@ -103,7 +103,7 @@ test-binaries: bin/cairn cluster-arm64 device-amd64
 
 # CAIRN_VMTEST turns on the tests that build images and boot them.
 test: deps test-binaries
-	CAIRN_VMTEST=1 $(GO) test -json -timeout 50m $(TEST_PKGS) | $(GO) run ./scripts/testsum
+	CAIRN_VMTEST=1 $(GO) test -json -timeout 50m $(GOFLAGS) $(TEST_PKGS) | $(GO) run ./scripts/testsum
 	$(MAKE) --no-print-directory test-k8s fuzz
 
 # The packages that link all of Kubernetes are checked and tested for arm64,

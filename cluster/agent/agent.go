@@ -181,7 +181,7 @@ func (a *Agent) runOverlay(ctx context.Context) error {
 	if ip == nil || ip.To4() == nil {
 		return fmt.Errorf("the pod network needs the node's IPv4 address, not %q", a.Node.IP)
 	}
-	o := &overlay.Overlay{Node: a.Node.Name, NodeIP: ip.To4(), Watch: a.proxy, Self: a.kubelet, Log: a.Log}
+	o := &overlay.Overlay{Node: a.Node.Name, NodeIP: ip.To4(), Watch: a.proxy.CoreV1(), Self: a.kubelet.CoreV1(), Log: a.Log}
 	return o.Run(ctx)
 }
 

@@ -21,9 +21,10 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/watch"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/cairn-os/cairn/internal/retry"
@@ -45,8 +46,10 @@ type Overlay struct {
 	Node   string
 	NodeIP net.IP // the address peers send VXLAN packets to
 	// Watch reads all Nodes (kube-proxy's identity may; a kubelet's may
-	// only read its own Node); Self patches this node's annotation.
-	Watch, Self kubernetes.Interface
+	// only read its own Node); Self patches this node's annotation. Only
+	// the Nodes client: the test of this package is compiled for the host,
+	// and the whole clientset with its informers took minutes of CI.
+	Watch, Self corev1client.NodesGetter
 	Log         *slog.Logger
 	// Handle is the netlink handle (the current network namespace if nil).
 	Handle *netlink.Handle
@@ -84,7 +87,7 @@ func (o *Overlay) Run(ctx context.Context) error {
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, MACAnnotation, link.Attrs().HardwareAddr)
 	err = retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, func(ctx context.Context) error {
-		_, err := o.Self.CoreV1().Nodes().Patch(ctx, o.Node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		_, err := o.Self.Nodes().Patch(ctx, o.Node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 		return err
 	}, func(err error, wait time.Duration) {
 		o.Log.Warn("publishing the VXLAN MAC; retrying", "err", err, "in", wait)
@@ -94,8 +97,11 @@ func (o *Overlay) Run(ctx context.Context) error {
 	}
 	o.Log.Info("pod network ready", "device", Device, "podCIDR", cidr, "mac", link.Attrs().HardwareAddr)
 
-	f := informers.NewSharedInformerFactory(o.Watch, 10*time.Minute)
-	inf := f.Core().V1().Nodes().Informer()
+	lw := &cache.ListWatch{
+		ListFunc:  func(opts metav1.ListOptions) (runtime.Object, error) { return o.Watch.Nodes().List(ctx, opts) },
+		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) { return o.Watch.Nodes().Watch(ctx, opts) },
+	}
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Node{}, 10*time.Minute, cache.Indexers{})
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { o.Set(obj) },
 		UpdateFunc: func(_, obj any) { o.Set(obj) },
@@ -108,16 +114,14 @@ func (o *Overlay) Run(ctx context.Context) error {
 			}
 		},
 	})
-	f.Start(ctx.Done())
-	<-ctx.Done()
-	f.Shutdown()
+	inf.Run(ctx.Done())
 	return nil
 }
 
 func (o *Overlay) waitPodCIDR(ctx context.Context) (*net.IPNet, error) {
 	var last string
 	for {
-		n, err := o.Self.CoreV1().Nodes().Get(ctx, o.Node, metav1.GetOptions{})
+		n, err := o.Self.Nodes().Get(ctx, o.Node, metav1.GetOptions{})
 		if err == nil && n.Spec.PodCIDR != "" {
 			_, cidr, err := net.ParseCIDR(n.Spec.PodCIDR)
 			return cidr, err

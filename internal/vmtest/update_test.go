@@ -91,10 +91,16 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("after a cut bundle: %+v last %+v", st, st.Last)
 	}
 
-	// The good one: installed into b, booted on trial, committed.
-	if out, err := cairn(t, "upgrade", v2b, "--node", node); err != nil {
-		t.Fatalf("cairn upgrade: %v\n%s", err, out)
+	// Pulled: the channel on the host offers v2; the node fetches it (the
+	// download breaks off half-way once and resumes), installs it into b,
+	// boots it on trial and commits it.
+	www := filepath.Join(dir, "www")
+	os.Link(v2b, filepath.Join(www, "v2.cairnb"))
+	if out, err := cairn(t, "publish", filepath.Join(www, "v2.cairnb"), "--channel", filepath.Join(www, "stable.json")); err != nil {
+		t.Fatalf("cairn publish: %v\n%s", err, out)
 	}
+	at = waitLine(t, vm, "the update channel offers a newer system", at)
+	waitLine(t, vm, "download broke off; resuming", at)
 	// The gate starts before the ready line: the commit may come first.
 	waitLine(t, vm, "cairn: ready slot=b", at)
 	at = waitLine(t, vm, "slot committed: the node is healthy slot=b", at)
@@ -109,23 +115,22 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("an older bundle: %v\n%s", err, out)
 	}
 
-	// Back to a, the same way.
+	// Back to a, the same way; the channel's v2 is then held, not pulled again.
 	if out, err := cairn(t, "rollback", "--node", node); err != nil {
 		t.Fatalf("cairn rollback: %v\n%s", err, out)
 	}
 	waitLine(t, vm, "cairn: ready slot=a", at)
 	at = waitLine(t, vm, "slot committed: the node is healthy slot=a", at)
 
-	// The node pulls v2 again once the channel offers it (it runs v1 now);
-	// the download breaks off half-way once and resumes.
-	www := filepath.Join(dir, "www")
-	os.Link(v2b, filepath.Join(www, "v2.cairnb"))
-	if out, err := cairn(t, "publish", filepath.Join(www, "v2.cairnb"), "--channel", filepath.Join(www, "stable.json")); err != nil {
-		t.Fatalf("cairn publish: %v\n%s", err, out)
+	// Pushed: v2 again, into b, on trial, committed.
+	if out, err := cairn(t, "upgrade", v2b, "--node", node); err != nil {
+		t.Fatalf("cairn upgrade: %v\n%s", err, out)
 	}
-	at = waitLine(t, vm, "the update channel offers a newer system", at)
-	waitLine(t, vm, "download broke off; resuming", at)
+	waitLine(t, vm, "cairn: ready slot=b", at)
 	at = waitLine(t, vm, "slot committed: the node is healthy slot=b", at)
+	if strings.Count(vm.Output(), "the update channel offers a newer system") != 1 {
+		t.Error("the node pulled the build a rollback left")
+	}
 
 	// A slot whose kernel cannot start init: the loader's one-shot trial
 	// is spent, and slot b boots again by itself.

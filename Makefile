@@ -123,7 +123,7 @@ test-k8s: cluster-arm64
 # Each fuzz target of the readers of untrusted input, for a bounded time
 # (without minimising what it finds new: a minimisation cut short by the
 # deadline fails the run).
-FUZZ     = configs:FuzzParse image/deb:FuzzExtract image/oci:FuzzInspect
+FUZZ     = configs:FuzzParse image/deb:FuzzExtract image/oci:FuzzInspect boot/bundle:FuzzRead
 FUZZTIME ?= 20s
 
 fuzz:

@@ -96,7 +96,7 @@ func (n *Node) commit(chooser family.Chooser) error {
 	if err == nil {
 		os := st.Slots[n.Booted]
 		st.Pending = ""
-		st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: n.Booted, Version: os.Version, Build: os.Build, State: "committed"}
+		st.Last = outcome(n.Booted, os, "committed", "")
 		err = st.save(StateFile)
 	}
 	if err != nil {
@@ -114,7 +114,7 @@ func (n *Node) giveUp(reason string) {
 	if st, err := loadState(StateFile, n.Info); err == nil {
 		os := st.Slots[n.Booted]
 		st.Pending, st.Held = "", os.Build
-		st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: n.Booted, Version: os.Version, Build: os.Build, State: "rolled-back", Reason: reason}
+		st.Last = outcome(n.Booted, os, "rolled-back", reason)
 		st.save(StateFile)
 	}
 	n.setRebooting(n.committedSlot())
@@ -137,7 +137,7 @@ func (n *Node) noteFallback() {
 	}
 	os := st.Slots[st.Pending]
 	reason := fmt.Sprintf("slot %s did not come up (its kernel or init failed, or it hung until the watchdog reset it); slot %s booted again", st.Pending, n.Booted)
-	st.Last = &nodeapi.Result{Time: time.Now().UTC(), Slot: st.Pending, Version: os.Version, Build: os.Build, State: "rolled-back", Reason: reason}
+	st.Last = outcome(st.Pending, os, "rolled-back", reason)
 	st.Pending, st.Held = "", os.Build
 	if err := st.save(StateFile); err != nil {
 		n.Log.Warn("update state", "err", err)
@@ -147,15 +147,9 @@ func (n *Node) noteFallback() {
 
 // Rollback arms a trial of the other slot and asks for a reboot.
 func (n *Node) Rollback() (*nodeapi.Result, error) {
-	chooser, err := family.ChooserOf(n.Info.Family)
+	chooser, err := n.begin()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	if err := n.ready(); err != nil {
 		return nil, err
-	}
-	if !n.mu.TryLock() {
-		return nil, fmt.Errorf("%w: another update or rollback is under way", ErrRefused)
 	}
 	defer n.mu.Unlock()
 	other := boot.Other(n.Booted)
@@ -167,7 +161,7 @@ func (n *Node) Rollback() (*nodeapi.Result, error) {
 	if os.Build == 0 {
 		return nil, fmt.Errorf("%w: slot %s holds no complete system (%s)", ErrRefused, other, os.Version)
 	}
-	res := &nodeapi.Result{Time: time.Now().UTC(), Slot: other, Version: os.Version, Build: os.Build, State: "installed", Reason: "rollback"}
+	res := outcome(other, os, "installed", "rollback")
 	prev := *st
 	// The build left behind is not pulled from the channel again.
 	st.Pending, st.Last, st.Held = other, res, st.Slots[n.Booted].Build

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/internal/atomicfile"
@@ -54,4 +55,9 @@ func (st *state) save(file string) error {
 		return err
 	}
 	return atomicfile.Write(file, append(data, '\n'), 0o600)
+}
+
+// outcome is a result of an update or rollback of slot, which holds os.
+func outcome(slot string, os nodeapi.OS, state, reason string) *nodeapi.Result {
+	return &nodeapi.Result{Time: time.Now().UTC(), Slot: slot, Version: os.Version, Build: os.Build, State: state, Reason: reason}
 }

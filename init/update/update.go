@@ -73,6 +73,22 @@ func (n *Node) ready() error {
 	return nil
 }
 
+// begin starts an install or a rollback: it returns the family's chooser
+// with n.mu held, or why the node takes neither now.
+func (n *Node) begin() (family.Chooser, error) {
+	chooser, err := family.ChooserOf(n.Info.Family)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if err := n.ready(); err != nil {
+		return nil, err
+	}
+	if !n.mu.TryLock() {
+		return nil, fmt.Errorf("%w: another update or rollback is under way", ErrRefused)
+	}
+	return chooser, nil
+}
+
 func (n *Node) setRebooting(slot string) {
 	n.smu.Lock()
 	n.rebooting = slot
@@ -113,15 +129,9 @@ func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) (err e
 // may then give the stream more time). build, if not 0, is the build the
 // bundle must be (what a channel said it offers).
 func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, verified func(), build int64) (*nodeapi.Result, error) {
-	chooser, err := family.ChooserOf(n.Info.Family)
+	chooser, err := n.begin()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	if err := n.ready(); err != nil {
 		return nil, err
-	}
-	if !n.mu.TryLock() {
-		return nil, fmt.Errorf("%w: another update or rollback is under way", ErrRefused)
 	}
 	defer n.mu.Unlock()
 	br, err := bundle.NewReader(r, n.Keys)
@@ -143,7 +153,8 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 	if err != nil {
 		return nil, err
 	}
-	res := &nodeapi.Result{Slot: target, Version: m.Version, Build: m.Build}
+	holds := nodeapi.OS{Version: m.Version, Build: m.Build}
+	res := outcome(target, holds, "installed", "")
 	st, err := loadState(StateFile, n.Info)
 	if err != nil {
 		return nil, err
@@ -163,9 +174,8 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 		if err := n.write(d, bootDir, br, s, target); err != nil {
 			return err
 		}
-		st.Slots[target] = nodeapi.OS{Version: m.Version, Build: m.Build}
-		st.Pending = target
-		st.Last = n.result(res, "installed", "")
+		st.Slots[target] = holds
+		st.Pending, st.Last = target, res
 		if err := st.save(StateFile); err != nil {
 			return err
 		}
@@ -173,7 +183,7 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 	})
 	if err != nil {
 		if !errors.Is(err, ErrRefused) {
-			st.Pending, st.Last = "", n.result(res, "failed", err.Error())
+			st.Pending, st.Last = "", outcome(target, holds, "failed", err.Error())
 			st.save(StateFile)
 		}
 		n.Log.Error("update not installed", "err", err)
@@ -182,12 +192,6 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 	n.Log.Info("update installed; rebooting into it on trial", "slot", target, "version", m.Version)
 	n.setRebooting(target)
 	return res, nil
-}
-
-func (n *Node) result(r *nodeapi.Result, state, reason string) *nodeapi.Result {
-	c := *r
-	c.Time, c.State, c.Reason = time.Now().UTC(), state, reason
-	return &c
 }
 
 // fits says whether a bundle is for this node.

@@ -122,11 +122,7 @@ func verify(data, sig []byte, keys []ed25519.PublicKey) (*Manifest, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: the node trusts no key (update.publicKeys is empty)", ErrSignature)
 	}
-	signed := false
-	for _, k := range keys {
-		signed = signed || (len(sig) == ed25519.SignatureSize && ed25519.Verify(k, data, sig))
-	}
-	if !signed {
+	if !signedBy(data, sig, keys) {
 		return nil, fmt.Errorf("%w: its signature matches none of the node's %d update.publicKeys", ErrSignature, len(keys))
 	}
 	var m Manifest
@@ -134,4 +130,14 @@ func verify(data, sig []byte, keys []ed25519.PublicKey) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: manifest: %w", ErrFormat, err)
 	}
 	return &m, m.check()
+}
+
+// signedBy says whether sig over data is one of keys'.
+func signedBy(data, sig []byte, keys []ed25519.PublicKey) bool {
+	for _, k := range keys {
+		if len(sig) == ed25519.SignatureSize && ed25519.Verify(k, data, sig) {
+			return true
+		}
+	}
+	return false
 }

@@ -54,11 +54,7 @@ func ParseChannel(data []byte, keys []ed25519.PublicKey, base *url.URL) (*Index,
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("%w: channel file: %w", ErrFormat, err)
 	}
-	signed := false
-	for _, k := range keys {
-		signed = signed || (len(c.Signature) == ed25519.SignatureSize && ed25519.Verify(k, c.Index, c.Signature))
-	}
-	if !signed {
+	if !signedBy(c.Index, c.Signature, keys) {
 		return nil, fmt.Errorf("%w: the channel file's signature matches none of the node's %d update.publicKeys", ErrSignature, len(keys))
 	}
 	var ix Index

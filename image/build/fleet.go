@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/internal/fleet"
 )
 
@@ -42,6 +41,3 @@ func (o *Options) fleetInputs(bundle string) error {
 	o.Log.Info("the image takes updates signed with the fleet's key and pushed with its admin certificate", "dir", dir, "key", f.PublicKey())
 	return nil
 }
-
-// fleetDir is where the image carries the fleet files.
-const fleetDir = boot.FleetDir

@@ -100,7 +100,7 @@ func (b *builder) rootTree(mods []string) (*fstree.Tree, error) {
 		}
 	}
 	for name, data := range b.o.FleetFiles {
-		if err := t.AddData(path.Join(fleetDir, name), 0o600, data); err != nil {
+		if err := t.AddData(path.Join(boot.FleetDir, name), 0o600, data); err != nil {
 			return nil, err
 		}
 	}

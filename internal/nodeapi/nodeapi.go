@@ -90,9 +90,9 @@ func ServerTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("the fleet's CA certificate is not PEM")
+	pool, err := caPool(caPEM)
+	if err != nil {
+		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}, nil
 }
@@ -100,9 +100,9 @@ func ServerTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 // ClientTLS is the administrator's side: its certificate, and a node
 // certificate from the fleet's CA whatever host name it is reached by.
 func ClientTLS(caPEM []byte, cert tls.Certificate) (*tls.Config, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("the fleet's CA certificate is not PEM")
+	pool, err := caPool(caPEM)
+	if err != nil {
+		return nil, err
 	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -123,4 +123,13 @@ func ClientTLS(caPEM []byte, cert tls.Certificate) (*tls.Config, error) {
 			return nil
 		},
 	}, nil
+}
+
+// caPool is the fleet's CA as a pool to verify against.
+func caPool(caPEM []byte) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the fleet's CA certificate is not PEM")
+	}
+	return pool, nil
 }

@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/cairn-os/cairn/boot"
-	"github.com/cairn-os/cairn/cluster/overlay"
 	"github.com/cairn-os/cairn/cluster/supervise"
 	"github.com/cairn-os/cairn/internal/atomicfile"
 	"github.com/cairn-os/cairn/internal/retry"
@@ -171,18 +170,6 @@ func (a *Agent) watchReady(ctx context.Context, registered func()) {
 		case <-time.After(3 * time.Second):
 		}
 	}
-}
-
-// runOverlay keeps the VXLAN routes to the other nodes' pods. It reads
-// Nodes as kube-proxy (the Node authorizer lets a kubelet read only its
-// own) and publishes the VXLAN MAC as the kubelet.
-func (a *Agent) runOverlay(ctx context.Context) error {
-	ip := net.ParseIP(a.Node.IP)
-	if ip == nil || ip.To4() == nil {
-		return fmt.Errorf("the pod network needs the node's IPv4 address, not %q", a.Node.IP)
-	}
-	o := &overlay.Overlay{Node: a.Node.Name, NodeIP: ip.To4(), Watch: a.proxy.CoreV1(), Self: a.kubelet.CoreV1(), Log: a.Log}
-	return o.Run(ctx)
 }
 
 // masquerade rewrites the source of pod traffic that leaves the pod

@@ -4,30 +4,20 @@
 // learning is needed. It is the design flannel's vxlan backend made
 // popular, built small: the node's pod CIDR comes from the controller
 // manager, the peer's address from its Node's InternalIP, and its VXLAN
-// MAC from an annotation each node sets on its own Node.
+// MAC from an annotation each node sets on its own Node. This package
+// knows only the kernel's side (netlink); the agent follows the Nodes and
+// tells it about peers, so its test builds without the Kubernetes client.
 package overlay
 
 import (
-	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/cache"
-
-	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // The VXLAN network every node joins. 8472 is the Linux default port,
@@ -45,101 +35,27 @@ const (
 type Overlay struct {
 	Node   string
 	NodeIP net.IP // the address peers send VXLAN packets to
-	// Watch reads all Nodes (kube-proxy's identity may; a kubelet's may
-	// only read its own Node); Self patches this node's annotation. Only
-	// the Nodes client: the test of this package is compiled for the host,
-	// and the whole clientset with its informers took minutes of CI.
-	Watch, Self corev1client.NodesGetter
-	Log         *slog.Logger
-	// Handle is the netlink handle (the current network namespace if nil).
+	Log    *slog.Logger
+	// Handle is the netlink handle (the current network namespace's
+	// rtnetlink if nil).
 	Handle *netlink.Handle
 
 	mu    sync.Mutex
 	link  netlink.Link
 	self  *net.IPNet
-	peers map[string]peer
+	peers map[string]Peer
 }
 
-type peer struct {
-	cidr *net.IPNet
-	ip   net.IP
-	mac  net.HardwareAddr
+// Peer is where another node's pods are: its pod CIDR, its node address,
+// and the MAC of its VXLAN device.
+type Peer struct {
+	CIDR *net.IPNet
+	IP   net.IP
+	MAC  net.HardwareAddr
 }
 
-// Run waits for the node's pod CIDR, sets up the device, publishes its
-// MAC, and then follows the other nodes until ctx ends.
-func (o *Overlay) Run(ctx context.Context) error {
-	if o.Handle == nil {
-		// Only rtnetlink: the kernel may lack the other families (xfrm).
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-		if err != nil {
-			return err
-		}
-		o.Handle = h
-	}
-	cidr, err := o.waitPodCIDR(ctx)
-	if err != nil {
-		return err
-	}
-	link, err := o.Setup(cidr)
-	if err != nil {
-		return fmt.Errorf("VXLAN device: %w", err)
-	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, MACAnnotation, link.Attrs().HardwareAddr)
-	err = retry.Until(ctx, retry.Backoff{Min: time.Second, Max: time.Minute}, func(ctx context.Context) error {
-		_, err := o.Self.Nodes().Patch(ctx, o.Node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-		return err
-	}, func(err error, wait time.Duration) {
-		o.Log.Warn("publishing the VXLAN MAC; retrying", "err", err, "in", wait)
-	})
-	if err != nil {
-		return err
-	}
-	o.Log.Info("pod network ready", "device", Device, "podCIDR", cidr, "mac", link.Attrs().HardwareAddr)
-
-	lw := &cache.ListWatch{
-		ListFunc:  func(opts metav1.ListOptions) (runtime.Object, error) { return o.Watch.Nodes().List(ctx, opts) },
-		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) { return o.Watch.Nodes().Watch(ctx, opts) },
-	}
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Node{}, 10*time.Minute, cache.Indexers{})
-	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { o.Set(obj) },
-		UpdateFunc: func(_, obj any) { o.Set(obj) },
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if n, ok := obj.(*corev1.Node); ok {
-				o.remove(n.Name)
-			}
-		},
-	})
-	inf.Run(ctx.Done())
-	return nil
-}
-
-func (o *Overlay) waitPodCIDR(ctx context.Context) (*net.IPNet, error) {
-	var last string
-	for {
-		n, err := o.Self.Nodes().Get(ctx, o.Node, metav1.GetOptions{})
-		if err == nil && n.Spec.PodCIDR != "" {
-			_, cidr, err := net.ParseCIDR(n.Spec.PodCIDR)
-			return cidr, err
-		}
-		msg := "no pod CIDR assigned yet"
-		if err != nil {
-			msg = err.Error()
-		}
-		if msg != last {
-			o.Log.Info("pod network waits for the node's pod CIDR", "node", o.Node, "status", msg)
-			last = msg
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
-	}
+func (p Peer) equal(q Peer) bool {
+	return p.CIDR.String() == q.CIDR.String() && p.IP.Equal(q.IP) && p.MAC.String() == q.MAC.String()
 }
 
 // MAC is the VXLAN device's address for a node: fixed by its name, so a
@@ -156,6 +72,14 @@ func MAC(node string) net.HardwareAddr {
 // CIDR, so traffic from the node to other nodes' pods has an address in the
 // pod network that replies come back to.
 func (o *Overlay) Setup(cidr *net.IPNet) (netlink.Link, error) {
+	if o.Handle == nil {
+		// Only rtnetlink: the kernel may lack the other families (xfrm).
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, err
+		}
+		o.Handle = h
+	}
 	parent, err := o.linkWithIP(o.NodeIP)
 	if err != nil {
 		return nil, err
@@ -190,7 +114,7 @@ func (o *Overlay) Setup(cidr *net.IPNet) (netlink.Link, error) {
 		return nil, err
 	}
 	o.mu.Lock()
-	o.link, o.self, o.peers = link, cidr, map[string]peer{}
+	o.link, o.self, o.peers = link, cidr, map[string]Peer{}
 	o.mu.Unlock()
 	return link, nil
 }
@@ -208,86 +132,61 @@ func (o *Overlay) linkWithIP(ip net.IP) (netlink.Link, error) {
 	return nil, fmt.Errorf("no interface has the node address %s", ip)
 }
 
-// Set routes to the pods of the Node obj through its VXLAN endpoint, or
-// removes the route when the Node no longer says where they are.
-func (o *Overlay) Set(obj any) {
-	n, ok := obj.(*corev1.Node)
-	if !ok || n.Name == o.Node {
-		return
-	}
-	p, err := peerOf(n)
-	if err != nil {
-		o.remove(n.Name)
+// Set routes to the pods of the node name through its VXLAN endpoint
+// (after Setup), replacing what an earlier Set of that node installed.
+func (o *Overlay) Set(name string, p Peer) {
+	if name == o.Node {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if old, ok := o.peers[n.Name]; ok {
-		if old.cidr.String() == p.cidr.String() && old.ip.Equal(p.ip) && old.mac.String() == p.mac.String() {
+	if old, ok := o.peers[name]; ok {
+		if old.equal(p) {
 			return
 		}
 		o.del(old)
 	}
 	if err := o.add(p); err != nil {
-		o.Log.Error("route to a node's pods", "node", n.Name, "podCIDR", p.cidr, "err", err)
+		o.Log.Error("route to a node's pods", "node", name, "podCIDR", p.CIDR, "err", err)
 		return
 	}
-	o.peers[n.Name] = p
-	o.Log.Info("route to a node's pods", "node", n.Name, "podCIDR", p.cidr, "via", p.ip)
+	o.peers[name] = p
+	o.Log.Info("route to a node's pods", "node", name, "podCIDR", p.CIDR, "via", p.IP)
 }
 
-func peerOf(n *corev1.Node) (peer, error) {
-	var p peer
-	_, cidr, err := net.ParseCIDR(n.Spec.PodCIDR)
-	if err != nil {
-		return p, err
-	}
-	mac, err := net.ParseMAC(n.Annotations[MACAnnotation])
-	if err != nil {
-		return p, err
-	}
-	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
-			if ip := net.ParseIP(a.Address); ip != nil && ip.To4() != nil {
-				return peer{cidr: cidr, ip: ip.To4(), mac: mac}, nil
-			}
-		}
-	}
-	return p, errors.New("no IPv4 InternalIP")
-}
-
-func (o *Overlay) remove(name string) {
+// Remove takes away the routes to the pods of the node name, if any.
+func (o *Overlay) Remove(name string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if p, ok := o.peers[name]; ok {
 		o.del(p)
 		delete(o.peers, name)
-		o.Log.Info("route to a node's pods removed", "node", name, "podCIDR", p.cidr)
+		o.Log.Info("route to a node's pods removed", "node", name, "podCIDR", p.CIDR)
 	}
 }
 
 // add installs the three entries for a peer: ARP for its VXLAN address,
 // forwarding of that MAC to its node address, and the route.
-func (o *Overlay) add(p peer) error {
+func (o *Overlay) add(p Peer) error {
 	idx := o.link.Attrs().Index
-	gw := p.cidr.IP
+	gw := p.CIDR.IP
 	if err := o.Handle.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
-		Type: unix.RTN_UNICAST, IP: gw, HardwareAddr: p.mac}); err != nil {
+		Type: unix.RTN_UNICAST, IP: gw, HardwareAddr: p.MAC}); err != nil {
 		return fmt.Errorf("ARP entry: %w", err)
 	}
 	if err := o.Handle.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
-		Flags: netlink.NTF_SELF, IP: p.ip, HardwareAddr: p.mac}); err != nil {
+		Flags: netlink.NTF_SELF, IP: p.IP, HardwareAddr: p.MAC}); err != nil {
 		return fmt.Errorf("forwarding entry: %w", err)
 	}
-	if err := o.Handle.RouteReplace(&netlink.Route{LinkIndex: idx, Dst: p.cidr, Gw: gw, Flags: int(netlink.FLAG_ONLINK)}); err != nil {
+	if err := o.Handle.RouteReplace(&netlink.Route{LinkIndex: idx, Dst: p.CIDR, Gw: gw, Flags: int(netlink.FLAG_ONLINK)}); err != nil {
 		return fmt.Errorf("route: %w", err)
 	}
 	return nil
 }
 
-func (o *Overlay) del(p peer) {
+func (o *Overlay) del(p Peer) {
 	idx := o.link.Attrs().Index
-	o.Handle.RouteDel(&netlink.Route{LinkIndex: idx, Dst: p.cidr})
-	o.Handle.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF, IP: p.ip, HardwareAddr: p.mac})
-	o.Handle.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, IP: p.cidr.IP, HardwareAddr: p.mac})
+	o.Handle.RouteDel(&netlink.Route{LinkIndex: idx, Dst: p.CIDR})
+	o.Handle.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF, IP: p.IP, HardwareAddr: p.MAC})
+	o.Handle.NeighDel(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, IP: p.CIDR.IP, HardwareAddr: p.MAC})
 }

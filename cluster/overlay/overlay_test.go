@@ -11,8 +11,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // inNetns gives a netlink handle on a new network namespace with one
@@ -53,15 +51,12 @@ func inNetns(t *testing.T) *netlink.Handle {
 	return h
 }
 
-func node(name, cidr, ip, mac string) *corev1.Node {
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{}}, Spec: corev1.NodeSpec{PodCIDR: cidr}}
-	if mac != "" {
-		n.Annotations[MACAnnotation] = mac
+func peer(cidr, ip string, mac net.HardwareAddr) Peer {
+	_, c, err := net.ParseCIDR(cidr)
+	if err != nil {
+		panic(err)
 	}
-	if ip != "" {
-		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: name}, {Type: corev1.NodeInternalIP, Address: ip}}
-	}
-	return n
+	return Peer{CIDR: c, IP: net.ParseIP(ip).To4(), MAC: mac}
 }
 
 func TestOverlayRoutesToPeers(t *testing.T) {
@@ -91,10 +86,8 @@ func TestOverlayRoutesToPeers(t *testing.T) {
 	}
 
 	macB := MAC("b").String()
-	o.Set(node("a", "10.42.0.0/24", "192.168.77.1", MAC("a").String())) // itself: ignored
-	o.Set(node("b", "10.42.1.0/24", "192.168.77.2", macB))
-	o.Set(node("c", "10.42.2.0/24", "", ""))             // not ready yet: no route
-	o.Set(node("d", "10.42.3.0/24", "192.168.77.4", "")) // no MAC published yet
+	o.Set("a", peer("10.42.0.0/24", "192.168.77.1", MAC("a"))) // itself: ignored
+	o.Set("b", peer("10.42.1.0/24", "192.168.77.2", MAC("b")))
 	routes := func() map[string]string {
 		rs, err := h.RouteList(again, netlink.FAMILY_V4)
 		if err != nil {
@@ -127,7 +120,7 @@ func TestOverlayRoutesToPeers(t *testing.T) {
 	}
 
 	// The node moves to another address: the entries follow.
-	o.Set(node("b", "10.42.1.0/24", "192.168.77.22", macB))
+	o.Set("b", peer("10.42.1.0/24", "192.168.77.22", MAC("b")))
 	fdb, _ = h.NeighList(again.Attrs().Index, unix.AF_BRIDGE)
 	for _, e := range fdb {
 		if e.HardwareAddr.String() == macB && !e.IP.Equal(net.IPv4(192, 168, 77, 22)) {
@@ -135,7 +128,7 @@ func TestOverlayRoutesToPeers(t *testing.T) {
 		}
 	}
 	// Deleted: nothing is left.
-	o.remove("b")
+	o.Remove("b")
 	if r := routes(); len(r) != 0 {
 		t.Errorf("routes left after the node went: %v", r)
 	}

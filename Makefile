@@ -120,7 +120,7 @@ K8S_PKGS   = ./cmd/cairnd ./cmd/containerd ./cluster ./cluster/components/... ./
 test-k8s: cluster-arm64
 	$(TIMED) $(ARM64_GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' $(K8S_PKGS)
 	$(ARM64_GO) test -json -vet=off $(GOFLAGS) -tags '$(CAIRND_TAGS)' $(ARM64_EXEC) \
-		-ldflags '-linkmode external -extldflags -static' ./cluster/components/ $(filter-out ./internal/bench,$(K8S_CLIENT_PKGS)) | $(GO) run ./scripts/testsum
+		-ldflags '-linkmode external -extldflags -static' ./cluster/components/ ./cluster/datastore $(filter-out ./internal/bench,$(K8S_CLIENT_PKGS)) | $(GO) run ./scripts/testsum
 
 # Each fuzz target of the readers of untrusted input, for a bounded time
 # (without minimising what it finds new: a minimisation cut short by the

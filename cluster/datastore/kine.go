@@ -38,9 +38,13 @@ const Socket = "/run/cairn/kine.sock"
 // etcd's request size limit, and the room gRPC needs around it.
 const maxRequest = 3<<19 + 512<<10
 
-// Start runs kine until ctx ends and returns the etcd URL of its socket;
-// an etcd URL is returned as it is.
+// Start runs kine on Socket until ctx ends and returns the etcd URL of the
+// socket; an etcd URL is returned as it is.
 func Start(ctx context.Context, url, dir string) (string, error) {
+	return start(ctx, url, dir, Socket)
+}
+
+func start(ctx context.Context, url, dir, socket string) (string, error) {
 	if url == "" {
 		url = "sqlite://" + filepath.Join(dir, "state.db") + "?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
 	}
@@ -56,7 +60,7 @@ func Start(ctx context.Context, url, dir string) (string, error) {
 			return "", err
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(Socket), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
 		return "", err
 	}
 	bctx, stop := context.WithCancel(context.Background())
@@ -82,10 +86,10 @@ func Start(ctx context.Context, url, dir string) (string, error) {
 		grpc.MaxConcurrentStreams(math.MaxUint32),
 		grpc.MaxRecvMsgSize(maxRequest), grpc.MaxSendMsgSize(math.MaxInt32))
 	server.New(backend, "unix", 5*time.Second, "3.6.11").Register(srv)
-	os.Remove(Socket)
-	l, err := net.Listen("unix", Socket)
+	os.Remove(socket)
+	l, err := net.Listen("unix", socket)
 	if err == nil {
-		err = os.Chmod(Socket, 0o600)
+		err = os.Chmod(socket, 0o600)
 	}
 	if err != nil {
 		stop()
@@ -99,5 +103,5 @@ func Start(ctx context.Context, url, dir string) (string, error) {
 		t.Stop()
 		stop()
 	}()
-	return "unix://" + Socket, nil
+	return "unix://" + socket, nil
 }

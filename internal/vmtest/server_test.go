@@ -4,79 +4,28 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/cluster/identity"
 	"github.com/cairn-os/cairn/internal/qemu"
-	"github.com/cairn-os/cairn/internal/registrytest"
 )
 
 // serverTimeout bounds the control plane's start under software emulation.
 const serverTimeout = 20 * time.Minute
 
-// TestServerControlPlane boots a cluster.role: server image on arm64 and
-// talks to its API through a forwarded port with the kubeconfig the build
-// wrote: version, authentication, objects stored, controllers at work. The
-// server is also a node: it becomes Ready and runs a Deployment of an image
-// the test builds and bakes in through cluster.images, behind a Service
-// that another pod reaches by its DNS name; kubectl logs and exec work. After a power cut
-// the objects are still there and the Deployment serves again. Then it
-// reads the data partition the VM wrote: a Secret is stored encrypted, a
-// ConfigMap is not.
-func TestServerControlPlane(t *testing.T) {
-	need(t, "qemu-system-aarch64", "sfdisk")
-	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
-	dir := t.TempDir()
-	helloImage(t, "arm64", filepath.Join(dir, "hello.tar"))
-	os.WriteFile(filepath.Join(dir, "site.yaml"), []byte(siteManifest), 0o644)
-	// A registry holds a two-architecture hello image; the build pulls the
-	// arm64 one, and the node never sees the registry.
-	reg := registrytest.Start(t)
-	reg.Index("cairn/hello", "2",
-		reg.Image("cairn/hello", "", "amd64", []string{"/hello"}, registrytest.File{Path: "hello", Mode: 0o755, Data: []byte("not for arm64")}),
-		reg.Image("cairn/hello", "", "arm64", []string{"/hello"}, registrytest.File{Path: "hello", Mode: 0o755, Data: helloBinary(t, "arm64")}))
-	pulled := reg.Host + "/cairn/hello:2"
-	img := buildImage(t, "qemu-arm64", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\ncluster:\n  name: vmtest\n  role: server\n  images: [hello.tar, "+pulled+"]\n  manifests: [site.yaml]\n", dir)
-	reg.Stop()
-	if err := os.Truncate(img, 3<<30); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	api := newKubeClient(t, filepath.Join(dir, "kubeconfig"), fmt.Sprintf("https://127.0.0.1:%d", port))
-	board, _ := boards.Get("qemu-arm64")
-	boot := func() *qemu.VM {
-		vm, err := qemu.Start(qemu.Options{Board: board, Image: img, Forward: []string{fmt.Sprintf("%d:6443", port)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(vm.Kill)
-		if _, err := vm.WaitFor("msg=\"apiserver ready\"", 0, serverTimeout); err != nil {
-			t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
-		}
-		t.Logf("apiserver ready after %s", vm.Since().Round(time.Second))
-		// init sees cairnd's health (what the A/B commit will wait for).
-		if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready", 0, time.Minute); err != nil {
-			t.Errorf("%v\nconsole:\n%s", err, vm.Output())
-		}
-		if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready,node=ready", 0, serverTimeout); err != nil {
-			t.Fatalf("the node did not become Ready: %v\nconsole:\n%s", err, vm.Output())
-		}
-		t.Logf("node ready after %s", vm.Since().Round(time.Second))
-		return vm
-	}
-	vm := boot()
-	kubectl := kubectlFor(t, filepath.Join(dir, "kubeconfig"), api.base)
-
+// checkControlPlane checks what a client sees of the server's API: its
+// version, authentication, objects stored, the controller manager at work,
+// and Pod Security admission. It leaves a ConfigMap and a Secret that
+// TestCluster looks for after a power cut and on the data partition.
+func checkControlPlane(t *testing.T, vm *qemu.VM, api *kubeClient) {
+	t.Helper()
 	var version struct{ GitVersion string }
 	api.json(t, "GET", "/version", nil, 200, &version)
 	if version.GitVersion != "v1.37.2" {
@@ -106,68 +55,6 @@ func TestServerControlPlane(t *testing.T) {
 	api.json(t, "POST", "/api/v1/namespaces/default/pods", map[string]any{
 		"metadata": map[string]any{"name": "priv"},
 		"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "x", "securityContext": map[string]any{"privileged": true}}}}}, 403, nil)
-
-	checkManifests(t, vm, kubectl)
-
-	// The node runs workloads from the baked image, with no registry.
-	kubectl.must("apply", "-f", writeManifest(t, dir, helloManifest))
-	if out, err := kubectl.run("rollout", "status", "deployment/hello", "--timeout=10m"); err != nil {
-		t.Fatalf("deployment: %v\n%s\nconsole:\n%s", err, out, vm.Output())
-	}
-	// Another pod reaches the Service by its DNS name (cluster DNS).
-	client := "client-1"
-	runClient(t, kubectl, client, pulled, "http://hello.default.svc.cluster.local/", "hello from hello-") // the image the build pulled
-	if out := kubectl.logs(client, "hello from hello-"); !strings.Contains(out, "hello from hello-") {
-		t.Errorf("the client pod did not reach the Service: logs %q", out)
-	}
-	if out := kubectl.must("logs", "deployment/hello"); !strings.Contains(out, "hello: serving on :8080") || !strings.Contains(out, "GET /") {
-		t.Errorf("kubectl logs of the server: %q", out)
-	}
-	if out := kubectl.must("exec", "deployment/hello", "--", "/hello", "get", "http://127.0.0.1:8080/exec"); !strings.Contains(out, "hello from hello-") {
-		t.Errorf("kubectl exec: %q", out)
-	}
-
-	// Power cut; the objects live on the data partition.
-	before := helloPods(kubectl)
-	vm.Kill()
-	vm = boot()
-	var cm struct{ Data map[string]string }
-	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/kept", nil, 200, &cm)
-	if cm.Data["v"] != "plain-configmap-value-4711" {
-		t.Errorf("config map after the power cut: %v", cm.Data)
-	}
-	// The Deployment's status is the one from before the cut until the
-	// kubelet reports again, so rollout status says nothing yet: wait for
-	// the restarted pod to be the Service's one ready endpoint.
-	eventually(t, 10*time.Minute, "the hello pod to serve again after the power cut", func() bool {
-		now := helloPods(kubectl)
-		for _, c := range now.containers {
-			if slices.Contains(before.containers, c) {
-				return false
-			}
-		}
-		return len(now.ready) == 1 && slices.Equal(now.endpoints, now.ready)
-	})
-	// The short name, through the search path. The pod succeeds only if the
-	// answer came from the hello pod; it logs where the answer came from.
-	runClient(t, kubectl, "client-2", "cairn.test/hello:1", "http://hello/", "hello from hello-")
-	vm.Kill()
-
-	_, parts := partitions(t, img)
-	dataPart := extract(t, img, parts[3])
-	data, err := os.ReadFile(dataPart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(data, []byte("plain-configmap-value-4711")) {
-		t.Error("the config map is not in the datastore on the data partition")
-	}
-	if bytes.Contains(data, []byte("secret-value-must-not-be-on-disk-0815")) {
-		t.Error("the secret is stored in plain text")
-	}
-	if !bytes.Contains(data, []byte("k8s:enc:secretbox:v1:cairn-1")) {
-		t.Error("no secretbox-encrypted object in the datastore")
-	}
 }
 
 // siteManifest is the test's cluster.manifests file.

@@ -56,6 +56,7 @@ spec:
   template:
     metadata: {labels: {app: hello}}
     spec:
+      nodeSelector: {kubernetes.io/hostname: srv}
       containers:
       - name: hello
         image: cairn.test/hello:1
@@ -136,11 +137,13 @@ func (k kubectl) must(args ...string) string {
 	return out
 }
 
-// runClient runs a pod of image (a hello image) that fetches url once and
-// waits for it to succeed, which it does only if the answer has want.
-func runClient(t *testing.T, k kubectl, name, image, url, want string) {
+// runClient runs a pod of image (a hello image) on node that fetches url
+// once and waits for it to succeed, which it does only if the answer has
+// want; its log says where the answer came from.
+func runClient(t *testing.T, k kubectl, name, node, image, url, want string) {
 	t.Helper()
-	k.must("run", name, "--image="+image, "--image-pull-policy=Never", "--restart=Never", "--", "get", url, want)
+	k.must("run", name, "--image="+image, "--image-pull-policy=Never", "--restart=Never",
+		`--overrides={"spec":{"nodeName":"`+node+`"}}`, "--", "get", url, want)
 	waitSucceeded(t, k, name)
 }
 

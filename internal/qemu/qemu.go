@@ -28,9 +28,9 @@ type Options struct {
 	Forward []string // host:guest TCP port pairs ("6443" means 6443:6443)
 	Net     string   // extra -netdev user options, e.g. "dns=10.0.2.3"
 	// LAN adds a second NIC on a network shared with other VMs through a
-	// QEMU socket: "listen=127.0.0.1:PORT" on the first VM and
-	// "connect=127.0.0.1:PORT" on the one after it. LANMAC is its address
-	// (each VM needs its own).
+	// QEMU socket: LAN.Join() for any number of VMs on a LAN hub, or
+	// "listen=127.0.0.1:PORT" on one VM and "connect=127.0.0.1:PORT" on
+	// one other. LANMAC is its address (each VM needs its own).
 	LAN, LANMAC string
 	// Direct boot (Raspberry Pi machine): kernel, initramfs, device tree, command line.
 	Kernel, Initrd, DTB, Append string

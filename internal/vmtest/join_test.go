@@ -19,9 +19,9 @@ import (
 	"github.com/cairn-os/cairn/internal/registrytest"
 )
 
-// TestCluster boots a server and agents on one QEMU network (a socket the
-// VMs share, besides each one's own user-mode network), one VM at a time
-// beside the server, and checks what only a running cluster proves.
+// TestCluster boots a server and agents on one LAN (a hub the VMs share,
+// besides each one's own user-mode network), and checks what only a
+// running cluster proves.
 //
 // The server (its datastore SQLite on the data partition, the default)
 // answers its API through a forwarded port with the kubeconfig the build
@@ -94,14 +94,17 @@ func TestCluster(t *testing.T) {
 	badImg := build(bad, "  token: "+wrong+"\n")
 	// The cluster's token, but the server's node name: the token alone does
 	// not let a machine take over a node.
-	impostor := node{"impostor", "52:54:00:77:00:04", "192.168.77.4", edge.cluster, "srv"}
-	impostorImg := build(impostor, "")
+	imp := node{"impostor", "52:54:00:77:00:04", "192.168.77.4", edge.cluster, "srv"}
+	impostorImg := build(imp, "")
 
-	lan := freePort(t)
+	lan, err := qemu.NewLAN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lan.Close() })
 	port := freePort(t)
-	start := func(img, mac, lanOpt string, forward ...string) *qemu.VM {
-		vm, err := qemu.Start(qemu.Options{Board: board, Image: img, Forward: forward,
-			LAN: fmt.Sprintf("%s=127.0.0.1:%d", lanOpt, lan), LANMAC: mac})
+	start := func(img, mac string, forward ...string) *qemu.VM {
+		vm, err := qemu.Start(qemu.Options{Board: board, Image: img, Forward: forward, LAN: lan.Join(), LANMAC: mac})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +112,7 @@ func TestCluster(t *testing.T) {
 		return vm
 	}
 	startServer := func() *qemu.VM {
-		vm := start(srvImg, srv.mac, "listen", fmt.Sprintf("%d:6443", port))
+		vm := start(srvImg, srv.mac, fmt.Sprintf("%d:6443", port))
 		if _, err := vm.WaitFor(`msg="apiserver ready"`, 0, serverTimeout); err != nil {
 			t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
 		}
@@ -128,8 +131,8 @@ func TestCluster(t *testing.T) {
 	if !strings.Contains(server.Output(), `msg="datastore ready" backend=sqlite`) {
 		t.Errorf("the server did not say its datastore is SQLite\nconsole:\n%s", server.Output())
 	}
-	// The agent with the wrong secret boots while the server's API is checked.
-	refused := start(badImg, bad.mac, "connect")
+	// The agents that must be refused boot while the server's API is checked.
+	refused, impostor := start(badImg, bad.mac), start(impostorImg, imp.mac)
 
 	api := newKubeClient(t, filepath.Join(dir, "srv", "kubeconfig"), fmt.Sprintf("https://127.0.0.1:%d", port))
 	kubectl := kubectlFor(t, filepath.Join(dir, "srv", "kubeconfig"), api.base)
@@ -155,16 +158,15 @@ func TestCluster(t *testing.T) {
 
 	// The right token under the server's node name: refused for the name,
 	// which belongs to the servers (the apiserver's certificate has it).
-	refused = start(impostorImg, impostor.mac, "connect")
-	if _, err := refused.WaitFor(`403 Forbidden: the name or address belongs to the cluster's servers: no agent may join as node`, 0, 5*time.Minute); err != nil {
-		t.Fatalf("an agent taking the server's node name was not refused: %v\nconsole:\n%s", err, refused.Output())
+	if _, err := impostor.WaitFor(`403 Forbidden: the name or address belongs to the cluster's servers: no agent may join as node`, 0, 5*time.Minute); err != nil {
+		t.Fatalf("an agent taking the server's node name was not refused: %v\nconsole:\n%s", err, impostor.Output())
 	}
 	if !regexp.MustCompile(`join refused: reserved name or address" from=\S+ node=srv `).MatchString(server.Output()) {
 		t.Errorf("the server did not log the refusal\nconsole:\n%s", server.Output())
 	}
-	refused.Kill()
+	impostor.Kill()
 
-	agent := start(edgeImg, edge.mac, "connect")
+	agent := start(edgeImg, edge.mac)
 	if _, err := agent.WaitFor(`msg="joined the server"`, 0, 5*time.Minute); err != nil {
 		t.Fatalf("the agent did not join: %v\nconsole:\n%s\nserver console:\n%s", err, agent.Output(), server.Output())
 	}
@@ -218,9 +220,12 @@ spec:
 	srvPod, edgePod := ipOf("web-srv"), ipOf("web-edge")
 
 	// Across nodes both ways, by pod address, and by Service name from the agent.
-	runClient(t, kubectl, "from-edge", "edge", "cairn.test/hello:1", "http://"+srvPod+":8080/from-edge", "hello from web-srv")
-	runClient(t, kubectl, "from-srv", "srv", "cairn.test/hello:1", "http://"+edgePod+":8080/from-srv", "hello from web-edge")
-	runClient(t, kubectl, "dns-edge", "edge", "cairn.test/hello:1", "http://web.default.svc.cluster.local/by-name", "hello from web-srv")
+	startClient(kubectl, "from-edge", "edge", "cairn.test/hello:1", "http://"+srvPod+":8080/from-edge", "hello from web-srv")
+	startClient(kubectl, "from-srv", "srv", "cairn.test/hello:1", "http://"+edgePod+":8080/from-srv", "hello from web-edge")
+	startClient(kubectl, "dns-edge", "edge", "cairn.test/hello:1", "http://web.default.svc.cluster.local/by-name", "hello from web-srv")
+	for _, c := range []string{"from-edge", "from-srv", "dns-edge"} {
+		waitSucceeded(t, kubectl, c)
+	}
 	// The server pod saw the agent's pod address, not a masqueraded one.
 	clientIP := ipOf("from-edge")
 	if out := kubectl.logs("web-srv", "GET /from-edge from "+clientIP+":"); !strings.Contains(out, "GET /from-edge from "+clientIP+":") {
@@ -250,8 +255,8 @@ spec:
 	forward.Process.Kill()
 	forward.Wait()
 
-	// Power cut of the server (the agent is gone first: QEMU's network
-	// socket does not reconnect); the objects live on the data partition.
+	// Power cut of the server (the agent goes first, so that the server
+	// boots alone); the objects live on the data partition.
 	agent.Kill()
 	before := helloPods(kubectl)
 	server.Kill()

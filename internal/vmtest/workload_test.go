@@ -142,9 +142,15 @@ func (k kubectl) must(args ...string) string {
 // want; its log says where the answer came from.
 func runClient(t *testing.T, k kubectl, name, node, image, url, want string) {
 	t.Helper()
+	startClient(k, name, node, image, url, want)
+	waitSucceeded(t, k, name)
+}
+
+// startClient starts the pod of runClient without waiting for it.
+func startClient(k kubectl, name, node, image, url, want string) {
+	k.t.Helper()
 	k.must("run", name, "--image="+image, "--image-pull-policy=Never", "--restart=Never",
 		`--overrides={"spec":{"nodeName":"`+node+`"}}`, "--", "get", url, want)
-	waitSucceeded(t, k, name)
 }
 
 // waitSucceeded waits for a pod to finish well, or fails with its story.

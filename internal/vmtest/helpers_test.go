@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("vmtest: skipped; these tests build the device binaries and boot VMs: run make test, or set CAIRN_VMTEST=1")
 		os.Exit(0)
 	}
+	// Every image's build time, unless a test sets its own (t.Setenv in a
+	// test would keep it from running in parallel with others).
+	os.Setenv("SOURCE_DATE_EPOCH", "1780000000")
 	os.Exit(m.Run())
 }
 
@@ -77,7 +80,6 @@ func buildImage(t *testing.T, board, config, dir string, extra ...string) string
 		t.Fatal(err)
 	}
 	img := filepath.Join(dir, board+".img")
-	t.Setenv("SOURCE_DATE_EPOCH", "1780000000")
 	out, err := cairn(t, append([]string{"build", "--board", board, "--config", cfg, "--output", img, "--bin-dir", deviceBinaries(t)}, extra...)...)
 	if err != nil {
 		t.Fatalf("cairn build --board %s: %v\n%s", board, err, out)

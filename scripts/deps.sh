@@ -35,7 +35,7 @@ esac
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need="$need debian-archive-keyring"
 # The durability test of atomic writes reads their system calls.
 check strace strace
-# The test of a server on an external datastore runs a private PostgreSQL.
+# The test of kine on an external datastore (cluster/datastore) runs a private PostgreSQL.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 # The tests of images pulled at build time run a private registry.
 check docker-registry docker-registry

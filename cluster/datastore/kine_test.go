@@ -4,8 +4,10 @@ package datastore
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +18,8 @@ import (
 )
 
 // kine serves the etcd API the apiserver uses from SQLite (the default) and
-// from a real PostgreSQL: an object created through the socket is read back
+// from a real PostgreSQL: an object created through the socket is read back,
+// listed, updated on its revision (not on a stale one), deleted and watched,
 // and is a row in the database. (TestCluster in internal/vmtest runs a
 // whole server on SQLite.)
 func TestKineStoresObjects(t *testing.T) {
@@ -65,6 +68,52 @@ func TestKineStoresObjects(t *testing.T) {
 				if !strings.Contains(string(all), value) {
 					t.Errorf("the object is not in %s", filepath.Join(dir, "db", "state.db"))
 				}
+			}
+			// What else the apiserver asks of it: a watch on a prefix, a
+			// list with a limit, an update and a delete on the revision it
+			// read.
+			watch := cli.Watch(rctx, "/registry/configmaps/", clientv3.WithPrefix(), clientv3.WithRev(got.Header.Revision+1))
+			other := "/registry/configmaps/default/other"
+			if txn, err := cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(other), "=", 0)).Then(clientv3.OpPut(other, "x")).Commit(); err != nil || !txn.Succeeded {
+				t.Fatalf("second create: %v", err)
+			}
+			list, err := cli.Get(rctx, "/registry/configmaps/", clientv3.WithPrefix(), clientv3.WithLimit(1))
+			if err != nil || len(list.Kvs) != 1 || list.Count != 2 || !list.More {
+				t.Errorf("list with limit 1: %v, %d of %d (more %v)", err, len(list.Kvs), list.Count, list.More)
+			}
+			rev := got.Kvs[0].ModRevision
+			update := func() bool {
+				txn, err := cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+					Then(clientv3.OpPut(key, "updated")).Else(clientv3.OpGet(key)).Commit()
+				if err != nil {
+					t.Fatalf("update: %v", err)
+				}
+				return txn.Succeeded
+			}
+			if !update() {
+				t.Error("an update on the revision read failed")
+			}
+			if update() {
+				t.Error("an update on a stale revision succeeded")
+			}
+			got, _ = cli.Get(rctx, key)
+			if del, err := cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", got.Kvs[0].ModRevision)).
+				Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit(); err != nil || !del.Succeeded {
+				t.Errorf("delete: %v", err)
+			}
+			var events []string
+			for len(events) < 3 {
+				select {
+				case w := <-watch:
+					for _, e := range w.Events {
+						events = append(events, fmt.Sprintf("%s %s", e.Type, e.Kv.Key))
+					}
+				case <-rctx.Done():
+					t.Fatalf("the watch saw %v", events)
+				}
+			}
+			if want := []string{"PUT " + other, "PUT " + key, "DELETE " + key}; !slices.Equal(events, want) {
+				t.Errorf("the watch saw %v, want %v", events, want)
 			}
 		})
 	}

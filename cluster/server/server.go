@@ -51,16 +51,10 @@ func (s *Server) Run(ctx context.Context) error {
 	hostname, _ := os.Hostname()
 	ips := hostIPs()
 	c := s.Config.Cluster
-	advertise := net.IPv4(127, 0, 0, 1)
-	if c.NodeIP.IsValid() {
-		advertise = net.IP(c.NodeIP.AsSlice())
-		if !slices.ContainsFunc(ips, advertise.Equal) {
-			s.Log.Warn("no interface has cluster.nodeIP yet; using it anyway", "nodeIP", advertise)
-			ips = append([]net.IP{advertise}, ips...)
-		}
-	} else if len(ips) > 0 {
-		advertise = ips[0]
+	if c.NodeIP.IsValid() && !slices.ContainsFunc(ips, net.IP(c.NodeIP.AsSlice()).Equal) {
+		s.Log.Warn("no interface has cluster.nodeIP yet; using it anyway", "nodeIP", c.NodeIP)
 	}
+	advertise, ips := advertiseAddress(c.NodeIP.Addr, ips)
 	if err := writePKI(p, s.Bundle, hostname, ips, time.Now()); err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -261,4 +255,22 @@ func adminClient(p Paths) (*http.Client, error) {
 		return nil, err
 	}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}, nil
+}
+
+// advertiseAddress is the address the apiserver advertises: cluster.nodeIP
+// when set (added to the host's addresses if no interface has it yet), else
+// the host's first address, else loopback. It returns the host's
+// addresses with it.
+func advertiseAddress(nodeIP netip.Addr, ips []net.IP) (net.IP, []net.IP) {
+	if nodeIP.IsValid() {
+		ip := net.IP(nodeIP.AsSlice())
+		if !slices.ContainsFunc(ips, ip.Equal) {
+			ips = append([]net.IP{ip}, ips...)
+		}
+		return ip, ips
+	}
+	if len(ips) > 0 {
+		return ips[0], ips
+	}
+	return net.IPv4(127, 0, 0, 1), ips
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/x509"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,4 +114,31 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// The apiserver advertises cluster.nodeIP when it is set, even before an
+// interface has it, and otherwise the host's first address (a server
+// without a network: section, on one NIC, as most are).
+func TestAdvertiseAddress(t *testing.T) {
+	lan, dhcp := net.ParseIP("192.168.77.1"), net.ParseIP("10.0.2.15")
+	for _, c := range []struct {
+		nodeIP  string
+		ips     []net.IP
+		want    string
+		wantIPs int
+	}{
+		{"", []net.IP{dhcp, lan}, "10.0.2.15", 2},
+		{"192.168.77.1", []net.IP{dhcp, lan}, "192.168.77.1", 2},
+		{"192.168.77.9", []net.IP{dhcp, lan}, "192.168.77.9", 3},
+		{"", nil, "127.0.0.1", 0},
+	} {
+		var nodeIP netip.Addr
+		if c.nodeIP != "" {
+			nodeIP = netip.MustParseAddr(c.nodeIP)
+		}
+		got, ips := advertiseAddress(nodeIP, c.ips)
+		if got.String() != c.want || len(ips) != c.wantIPs || (len(ips) > 0 && !slices.ContainsFunc(ips, got.Equal)) {
+			t.Errorf("nodeIP %q, host %v: %s with %v; want %s with %d addresses", c.nodeIP, c.ips, got, ips, c.want, c.wantIPs)
+		}
+	}
 }

@@ -43,6 +43,10 @@ func (s *supply) unpack(ctx context.Context, p *apt.Package) (string, error) {
 	}
 	s.client.Log.Info("unpacking", "package", p.String())
 	if err := deb.Extract(path, dest); err != nil {
+		// Another build sharing the cache may have unpacked it first.
+		if _, serr := os.Stat(dest); serr == nil {
+			return dest, nil
+		}
 		return "", err
 	}
 	return dest, nil

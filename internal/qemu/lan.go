@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // A LAN is an Ethernet hub on loopback for VMs: each joins with
@@ -14,9 +15,10 @@ import (
 // number of VMs may be on it at once, and a VM that stops and boots again
 // joins again.
 type LAN struct {
-	l     net.Listener
-	mu    sync.Mutex
-	ports map[*lanPort]struct{}
+	l      net.Listener
+	mu     sync.Mutex
+	ports  map[*lanPort]struct{}
+	closed bool
 }
 
 type lanPort struct {
@@ -26,6 +28,11 @@ type lanPort struct {
 
 // maxFrame bounds a frame (QEMU sends at most 69632 bytes: 64 KiB and room).
 const maxFrame = 1 << 17
+
+// queued is how many frames wait for a VM before the hub drops its next
+// ones, as a real hub with full buffers would, instead of holding the
+// other VMs up.
+const queued = 256
 
 // NewLAN starts a hub on a free loopback port; Close stops it.
 func NewLAN() (*LAN, error) {
@@ -46,6 +53,7 @@ func (n *LAN) Close() error {
 	err := n.l.Close()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.closed = true
 	for p := range n.ports {
 		p.c.Close()
 	}
@@ -55,13 +63,20 @@ func (n *LAN) Close() error {
 func (n *LAN) accept() {
 	for {
 		c, err := n.l.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		// A VM slower than the others loses frames, as on a real hub
-		// with full buffers, instead of holding the others up.
-		p := &lanPort{c: c, out: make(chan []byte, 256)}
+		if err != nil { // out of file descriptors, say: try again
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		p := &lanPort{c: c, out: make(chan []byte, queued)}
 		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			c.Close()
+			return
+		}
 		n.ports[p] = struct{}{}
 		n.mu.Unlock()
 		go p.send()

@@ -48,6 +48,22 @@ func (v *vmEnd) next() string {
 	return string(frame)
 }
 
+// onLAN waits until the hub has taken in count VMs.
+func onLAN(t *testing.T, n *LAN, count int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		n.mu.Lock()
+		got := len(n.ports)
+		n.mu.Unlock()
+		if got == count {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub has %d VMs, want %d", got, count)
+		}
+	}
+}
+
 func TestLANCarriesFramesToEveryOtherVM(t *testing.T) {
 	n, err := NewLAN()
 	if err != nil {
@@ -55,7 +71,7 @@ func TestLANCarriesFramesToEveryOtherVM(t *testing.T) {
 	}
 	defer n.Close()
 	a, b, c := joinLAN(t, n), joinLAN(t, n), joinLAN(t, n)
-	time.Sleep(100 * time.Millisecond) // the hub has taken all three in
+	onLAN(t, n, 3)
 	a.send("from a")
 	if got := b.next(); got != "from a" {
 		t.Errorf("b got %q", got)
@@ -68,8 +84,9 @@ func TestLANCarriesFramesToEveryOtherVM(t *testing.T) {
 	}
 	// A VM that goes (a power cut) and comes back is on the LAN again.
 	b.c.Close()
+	onLAN(t, n, 2)
 	b = joinLAN(t, n)
-	time.Sleep(100 * time.Millisecond)
+	onLAN(t, n, 3)
 	c.send(strings.Repeat("x", 1500))
 	if got := b.next(); len(got) != 1500 {
 		t.Errorf("b after rejoining got %d bytes", len(got))

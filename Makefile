@@ -104,15 +104,17 @@ TEST_PKGS = $(filter-out $(patsubst ./%,$(MODULE)/%,$(K8S_CLIENT_PKGS)),$(shell 
 test-binaries: bin/cairn cluster-arm64 device-amd64
 
 # CAIRN_VMTEST turns on the tests that build images and boot them.
-# test-k8s runs beside them, niced: a software-emulated VM keeps about one
-# of two cores busy, and test-k8s takes what the VMs leave (its log follows
-# theirs; it is started as make, not $(MAKE), so that make -n runs nothing).
+# test-k8s and fuzz run beside them, niced: a software-emulated VM keeps
+# about one of two cores busy, and they take what the VMs leave. Their log
+# follows the tests'. They are started as make, not $(MAKE), so that
+# make -n runs nothing, in a process group of their own that stops when
+# the tests stop or fail.
 test: deps test-binaries
 	@mkdir -p out
-	nice -n 10 make --no-print-directory GO='$(GO)' test-k8s >out/test-k8s.log 2>&1 & k8s=$$!; \
+	setsid nice -n 10 make --no-print-directory GO='$(GO)' test-k8s fuzz >out/beside.log 2>&1 & side=$$!; \
+	trap 'kill -- -$$side 2>/dev/null' EXIT; \
 	CAIRN_VMTEST=1 $(GO) test -json -timeout 50m $(GOFLAGS) $(TEST_PKGS) | $(GO) run ./scripts/testsum; rc=$$?; \
-	wait $$k8s; k=$$?; cat out/test-k8s.log; [ $$rc = 0 ] && [ $$k = 0 ]
-	$(MAKE) --no-print-directory fuzz
+	wait $$side; s=$$?; cat out/beside.log; [ $$rc = 0 ] && [ $$s = 0 ]
 
 # The packages that link all of Kubernetes are checked and tested for arm64,
 # the architecture the tests compile it for anyway (under QEMU's user-mode
@@ -128,15 +130,18 @@ test-k8s: cluster-arm64
 	$(ARM64_GO) test -json -vet=off $(GOFLAGS) -tags '$(CAIRND_TAGS)' $(ARM64_EXEC) \
 		-ldflags '-linkmode external -extldflags -static' ./cluster/components/ ./cluster/datastore $(filter-out ./internal/bench,$(K8S_CLIENT_PKGS)) | $(GO) run ./scripts/testsum
 
-# Each fuzz target of the readers of untrusted input, for a bounded time
-# (without minimising what it finds new: a minimisation cut short by the
-# deadline fails the run).
-FUZZ     = configs:FuzzParse image/deb:FuzzExtract image/oci:FuzzInspect boot/bundle:FuzzRead
-FUZZTIME ?= 20s
+# Each fuzz target of the readers of untrusted input, for a fixed number of
+# inputs (about 20 s each on an idle 2-core machine; the same work however
+# busy the machine is), or for FUZZTIME if set (make fuzz FUZZTIME=10m).
+# What a run finds new is not minimised: a minimisation cut short by the
+# deadline fails the run.
+FUZZ     = configs:FuzzParse:120000x image/deb:FuzzExtract:18000x image/oci:FuzzInspect:50000x boot/bundle:FuzzRead:600000x
+FUZZTIME ?=
 
 fuzz:
 	@for f in $(FUZZ); do \
-		./scripts/timed "fuzz $$f" $(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0 ./$${f%%:*}/ || exit 1; \
+		pkg=$${f%%:*}; rest=$${f#*:}; name=$${rest%%:*}; n=$${rest#*:}; \
+		./scripts/timed "fuzz $$pkg:$$name" $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(or $(FUZZTIME),$$n) -fuzzminimizetime 0 ./$$pkg/ || exit 1; \
 	done
 
 bench: deps build upstream

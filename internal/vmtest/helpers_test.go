@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +70,21 @@ func cairn(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := cli.Run(context.Background(), args, &out, &errb)
+	return out.String() + errb.String(), err
+}
+
+// cairnProgram runs bin/cairn (as make test-binaries built it) with env
+// added to the test's environment. Its error has what the program said.
+func cairnProgram(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(deviceBinaries(t), "cairn"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(errb.String()))
+	}
 	return out.String() + errb.String(), err
 }
 

@@ -35,7 +35,7 @@ import (
 // build pulled from a registry reaches by its DNS name; pods on the two
 // nodes reach each other over the VXLAN pod network with their own
 // addresses, a pod on the agent reaches a Service by its DNS name, and
-// kubectl logs, exec and port-forward reach both kubelets. After a power
+// kubectl logs and exec reach both kubelets, port-forward the agent's. After a power
 // cut the server's objects are still there and the Deployment serves
 // again. Last, the data partition the server wrote: a Secret is stored
 // encrypted, a ConfigMap is not. (kine on PostgreSQL is tested in
@@ -187,8 +187,20 @@ func TestCluster(t *testing.T) {
 	}
 	// Every node says which system it runs, for kubectl get nodes -L.
 	eventually(t, time.Minute, "the nodes' cairn.dev/os-version labels", func() bool {
-		out := kubectl.must("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.cairn\.dev/os-version}{"\n"}{end}`)
-		return strings.Contains(out, "srv="+cli.Version+"\n") && strings.Contains(out, "edge="+cli.Version+"\n")
+		var nodes struct {
+			Items []struct {
+				Metadata struct {
+					Name   string
+					Labels map[string]string
+				}
+			}
+		}
+		api.json(t, "GET", "/api/v1/nodes", nil, 200, &nodes)
+		versions := map[string]string{}
+		for _, n := range nodes.Items {
+			versions[n.Metadata.Name] = n.Metadata.Labels["cairn.dev/os-version"]
+		}
+		return versions["srv"] == cli.Version && versions["edge"] == cli.Version
 	})
 
 	// The server's node runs a Deployment from the baked image, with no
@@ -243,6 +255,7 @@ spec:
 	if err := forward.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { forward.Process.Kill(); forward.Wait() })
 	eventually(t, 2*time.Minute, "kubectl port-forward to the agent's pod", func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/forwarded", pf))
 		if err != nil {
@@ -252,13 +265,11 @@ spec:
 		body, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(body), "hello from web-edge")
 	})
-	forward.Process.Kill()
-	forward.Wait()
 
 	// Power cut of the server (the agent goes first, so that the server
 	// boots alone); the objects live on the data partition.
 	agent.Kill()
-	before := helloPods(kubectl)
+	before := helloPods(t, api)
 	server.Kill()
 	server = startServer()
 	var cm struct{ Data map[string]string }
@@ -270,7 +281,7 @@ spec:
 	// kubelet reports again, so rollout status says nothing yet: wait for
 	// the restarted pod to be the Service's one ready endpoint.
 	eventually(t, 10*time.Minute, "the hello pod to serve again after the power cut", func() bool {
-		now := helloPods(kubectl)
+		now := helloPods(t, api)
 		for _, c := range now.containers {
 			if slices.Contains(before.containers, c) {
 				return false

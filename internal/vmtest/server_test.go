@@ -212,25 +212,46 @@ func (k *kubeClient) json(t *testing.T, method, path string, body any, want int,
 // the IPs of its ready pods and of its ready endpoints.
 type helloState struct{ containers, ready, endpoints []string }
 
-func helloPods(k kubectl) helloState {
+// helloPods asks the API directly, not through kubectl: it is polled, and
+// each kubectl run costs seconds of emulated CPU beside the VMs.
+func helloPods(t *testing.T, api *kubeClient) helloState {
 	var st helloState
-	pods, _ := k.run("get", "pods", "-l", "app=hello", "-o",
-		`jsonpath={range .items[*]}{.status.containerStatuses[0].containerID}|{.status.containerStatuses[0].ready}|{.status.podIP}{"\n"}{end}`)
-	for line := range strings.Lines(pods) {
-		f := strings.Split(strings.TrimSpace(line), "|")
-		if len(f) != 3 {
-			continue
-		}
-		st.containers = append(st.containers, f[0])
-		if f[1] == "true" && f[2] != "" {
-			st.ready = append(st.ready, f[2])
+	var pods struct {
+		Items []struct {
+			Status struct {
+				PodIP             string
+				ContainerStatuses []struct {
+					ContainerID string
+					Ready       bool
+				}
+			}
 		}
 	}
-	eps, _ := k.run("get", "endpointslices", "-l", "kubernetes.io/service-name=hello", "-o",
-		`jsonpath={range .items[*].endpoints[*]}{.addresses[0]} {.conditions.ready}{"\n"}{end}`)
-	for line := range strings.Lines(eps) {
-		if f := strings.Fields(line); len(f) == 2 && f[1] == "true" {
-			st.endpoints = append(st.endpoints, f[0])
+	api.json(t, "GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dhello", nil, 200, &pods)
+	for _, p := range pods.Items {
+		if len(p.Status.ContainerStatuses) == 0 {
+			continue
+		}
+		c := p.Status.ContainerStatuses[0]
+		st.containers = append(st.containers, c.ContainerID)
+		if c.Ready && p.Status.PodIP != "" {
+			st.ready = append(st.ready, p.Status.PodIP)
+		}
+	}
+	var eps struct {
+		Items []struct {
+			Endpoints []struct {
+				Addresses  []string
+				Conditions struct{ Ready *bool }
+			}
+		}
+	}
+	api.json(t, "GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dhello", nil, 200, &eps)
+	for _, s := range eps.Items {
+		for _, e := range s.Endpoints {
+			if len(e.Addresses) > 0 && e.Conditions.Ready != nil && *e.Conditions.Ready {
+				st.endpoints = append(st.endpoints, e.Addresses[0])
+			}
 		}
 	}
 	slices.Sort(st.ready)

@@ -39,12 +39,18 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	need(t, board.QEMU.Binary)
+	t.Parallel()
 	dir := t.TempDir()
-	t.Setenv("CAIRN_FLEET", filepath.Join(dir, "fleet"))
-	if out, err := cairn(t, "keys", "generate"); err != nil {
+	fleetDir := filepath.Join(dir, "fleet")
+	// The CLI runs as its own program, with the fleet in its environment:
+	// t.Setenv would keep this test from running beside the others.
+	cairn := func(args ...string) (string, error) {
+		return cairnProgram(t, []string{"CAIRN_FLEET=" + fleetDir}, args...)
+	}
+	if out, err := cairn("keys", "generate"); err != nil {
 		t.Fatalf("cairn keys generate: %v\n%s", err, out)
 	}
-	f, err := fleet.Load(filepath.Join(dir, "fleet"))
+	f, err := fleet.Load(fleetDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +59,8 @@ func TestUpdate(t *testing.T) {
 		return "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: upd\nupdate:\n  trialSeconds: 120\n  pollSeconds: 30\n" +
 			"  url: " + channel + "\nfiles:\n  - path: /etc/motd\n    content: " + motd + "\ndebug:\n  console: true\n"
 	}
-	v1, v1b := buildRelease(t, dir, "v1", config("release one"), 1780000000)
-	_, v2b := buildRelease(t, dir, "v2", config("release two"), 1780100000)
+	v1, v1b := buildRelease(t, fleetDir, dir, "v1", config("release one"), 1780000000)
+	_, v2b := buildRelease(t, fleetDir, dir, "v2", config("release two"), 1780100000)
 	if err := os.Truncate(v1, 1536<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -69,24 +75,36 @@ func TestUpdate(t *testing.T) {
 	at := waitLine(t, vm, "cairn: ready slot=a", 0)
 	waitLine(t, vm, "node API listening", 0)
 	at = len(vm.Output())
-	st := status(t, node)
+	status := func() nodeapi.Status {
+		t.Helper()
+		out, err := cairn("status", "--node", node, "--json")
+		if err != nil {
+			t.Fatalf("cairn status: %v\n%s", err, out)
+		}
+		var s nodeapi.Status
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("cairn status --json: %v\n%s", err, out)
+		}
+		return s
+	}
+	st := status()
 	if st.Booted != "a" || st.Committed != "a" || st.Trial || st.Slots["b"].Build != 1780000000 {
 		t.Fatalf("fresh node: %+v", st)
 	}
 
 	// Refused before a byte is written: another key, an older build.
-	other := resign(t, v2b, dir, "other.cairnb", nil)
-	if out, err := cairn(t, "upgrade", other, "--node", node); err == nil || !strings.Contains(err.Error(), "not signed by a trusted key") {
+	other := resign(t, f, v2b, dir, "other.cairnb", nil)
+	if out, err := cairn("upgrade", other, "--node", node); err == nil || !strings.Contains(err.Error(), "not signed by a trusted key") {
 		t.Errorf("a bundle signed by another key: %v\n%s", err, out)
 	}
 	// A stream cut short writes the other slot but never arms it.
 	cut := filepath.Join(dir, "cut.cairnb")
 	whole, _ := os.ReadFile(v2b)
 	os.WriteFile(cut, whole[:len(whole)*2/3], 0o644)
-	if out, err := cairn(t, "upgrade", cut, "--node", node); err == nil || !strings.Contains(err.Error(), "the stream ended") {
+	if out, err := cairn("upgrade", cut, "--node", node); err == nil || !strings.Contains(err.Error(), "the stream ended") {
 		t.Errorf("a cut bundle: %v\n%s", err, out)
 	}
-	st = status(t, node)
+	st = status()
 	if st.Committed != "a" || st.Last == nil || st.Last.State != "failed" || st.Slots["b"].Build != 0 {
 		t.Errorf("after a cut bundle: %+v last %+v", st, st.Last)
 	}
@@ -96,7 +114,7 @@ func TestUpdate(t *testing.T) {
 	// boots it on trial and commits it.
 	www := filepath.Join(dir, "www")
 	os.Link(v2b, filepath.Join(www, "v2.cairnb"))
-	if out, err := cairn(t, "publish", filepath.Join(www, "v2.cairnb"), "--channel", filepath.Join(www, "stable.json")); err != nil {
+	if out, err := cairn("publish", filepath.Join(www, "v2.cairnb"), "--channel", filepath.Join(www, "stable.json")); err != nil {
 		t.Fatalf("cairn publish: %v\n%s", err, out)
 	}
 	at = waitLine(t, vm, "the update channel offers a newer system", at)
@@ -107,23 +125,23 @@ func TestUpdate(t *testing.T) {
 	if got := mustRun(t, vm, "cat /etc/motd"); !strings.Contains(got, "release two") {
 		t.Errorf("slot b runs %q, want release two", got)
 	}
-	st = status(t, node)
+	st = status()
 	if st.Booted != "b" || st.Committed != "b" || st.Trial || st.Slots["b"].Build != 1780100000 || st.Last.State != "committed" {
 		t.Errorf("after the update: %+v last %+v", st, st.Last)
 	}
-	if out, err := cairn(t, "upgrade", v1b, "--node", node); err == nil || !strings.Contains(err.Error(), "older than the running build") {
+	if out, err := cairn("upgrade", v1b, "--node", node); err == nil || !strings.Contains(err.Error(), "older than the running build") {
 		t.Errorf("an older bundle: %v\n%s", err, out)
 	}
 
 	// Back to a, the same way; the channel's v2 is then held, not pulled again.
-	if out, err := cairn(t, "rollback", "--node", node); err != nil {
+	if out, err := cairn("rollback", "--node", node); err != nil {
 		t.Fatalf("cairn rollback: %v\n%s", err, out)
 	}
 	waitLine(t, vm, "cairn: ready slot=a", at)
 	at = waitLine(t, vm, "slot committed: the node is healthy slot=a", at)
 
 	// Pushed: v2 again, into b, on trial, committed.
-	if out, err := cairn(t, "upgrade", v2b, "--node", node); err != nil {
+	if out, err := cairn("upgrade", v2b, "--node", node); err != nil {
 		t.Fatalf("cairn upgrade: %v\n%s", err, out)
 	}
 	waitLine(t, vm, "cairn: ready slot=b", at)
@@ -134,32 +152,31 @@ func TestUpdate(t *testing.T) {
 
 	// A slot whose kernel cannot start init: the loader's one-shot trial
 	// is spent, and slot b boots again by itself.
-	broken := resign(t, v2b, dir, "broken.cairnb", f.SignKey)
-	if out, err := cairn(t, "upgrade", broken, "--node", node); err != nil {
+	broken := resign(t, f, v2b, dir, "broken.cairnb", f.SignKey)
+	if out, err := cairn("upgrade", broken, "--node", node); err != nil {
 		t.Fatalf("cairn upgrade (broken): %v\n%s", err, out)
 	}
 	at = waitLine(t, vm, "Kernel panic", at)
 	waitLine(t, vm, "the last update was rolled back", at)
 	waitLine(t, vm, "cairn: ready slot=b", at)
-	st = status(t, node)
+	st = status()
 	if st.Booted != "b" || st.Committed != "b" || st.Last.State != "rolled-back" || !strings.Contains(st.Last.Reason, "slot a did not come up") {
 		t.Errorf("after a broken update: %+v last %+v", st, st.Last)
 	}
-	out, err := cairn(t, "status", "--node", node)
+	out, err := cairn("status", "--node", node)
 	if err != nil || !strings.Contains(out, "last update: rolled-back") {
 		t.Errorf("cairn status: %v\n%s\nconsole:\n%s", err, out, vm.Output())
 	}
 	t.Logf("cairn status:\n%s", out)
 }
 
-// buildRelease builds an image and its bundle at a build time.
-func buildRelease(t *testing.T, dir, name, config string, epoch int64) (img, bndl string) {
+// buildRelease builds an image and its bundle for a fleet at a build time.
+func buildRelease(t *testing.T, fleetDir, dir, name, config string, epoch int64) (img, bndl string) {
 	t.Helper()
 	cfg := filepath.Join(dir, name+".yaml")
 	os.WriteFile(cfg, []byte(config), 0o644)
 	img, bndl = filepath.Join(dir, name+".img"), filepath.Join(dir, name+".cairnb")
-	t.Setenv("SOURCE_DATE_EPOCH", fmt.Sprint(epoch))
-	out, err := cairn(t, "build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bundle", bndl, "--bin-dir", deviceBinaries(t))
+	out, err := cairnProgram(t, []string{"CAIRN_FLEET=" + fleetDir, fmt.Sprint("SOURCE_DATE_EPOCH=", epoch)}, "build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bundle", bndl, "--bin-dir", deviceBinaries(t))
 	if err != nil {
 		t.Fatalf("cairn build %s: %v\n%s", name, err, out)
 	}
@@ -169,7 +186,7 @@ func buildRelease(t *testing.T, dir, name, config string, epoch int64) (img, bnd
 // resign writes a copy of a bundle signed with key (a new one when nil),
 // with its initramfs replaced by bytes no kernel can unpack when key is
 // the fleet's.
-func resign(t *testing.T, src, dir, name string, key ed25519.PrivateKey) string {
+func resign(t *testing.T, f *fleet.Fleet, src, dir, name string, key ed25519.PrivateKey) string {
 	t.Helper()
 	broken := key != nil
 	if key == nil {
@@ -181,7 +198,6 @@ func resign(t *testing.T, src, dir, name string, key ed25519.PrivateKey) string 
 	}
 	defer in.Close()
 	// Read with the fleet's key: the source is the fleet's bundle.
-	f, _ := fleet.Load(os.Getenv("CAIRN_FLEET"))
 	r, err := bundle.NewReader(in, []ed25519.PublicKey{f.SignKey.Public().(ed25519.PublicKey)})
 	if err != nil {
 		t.Fatal(err)
@@ -227,19 +243,6 @@ func waitLine(t *testing.T, vm *qemu.VM, line string, from int) int {
 		t.Fatalf("waiting for %q: %v\nconsole:\n%s", line, err, vm.Output())
 	}
 	return at
-}
-
-func status(t *testing.T, node string) nodeapi.Status {
-	t.Helper()
-	out, err := cairn(t, "status", "--node", node, "--json")
-	if err != nil {
-		t.Fatalf("cairn status: %v\n%s", err, out)
-	}
-	var s nodeapi.Status
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("cairn status --json: %v\n%s", err, out)
-	}
-	return s
 }
 
 // serveChannel serves dir over HTTP for the VM (at the host's address on

@@ -47,9 +47,9 @@ func mustRun(t *testing.T, vm *qemu.VM, cmd string) string {
 	return out
 }
 
-// The tests of one VM below run in parallel with each other (two at a
-// time), after the others: one software-emulated VM keeps about one core
-// busy, and the machines that run them have two.
+// The tests of one VM below run in parallel with each other (as many at a
+// time as there are cores: go test's -parallel is GOMAXPROCS), after the
+// others: one software-emulated VM keeps about one core busy.
 
 // TestQEMUArm64 and TestQEMUAmd64 boot the board's image twice (a power cut
 // between) and check what only a boot proves: DHCP, host name, NTP time,

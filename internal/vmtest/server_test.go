@@ -190,9 +190,14 @@ func (k *kubeClient) json(t *testing.T, method, path string, body any, want int,
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, k.base+path, r)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := k.admin.Do(req)
+	resp, err := k.do(method, path, r)
+	// A read may meet a connection that the forwarder dropped (a
+	// restarted server, a reset kept-alive socket): ask again, a few times.
+	for try := 1; err != nil && method == "GET" && try < 4; try++ {
+		t.Logf("%s %s: %v; asking again", method, path, err)
+		time.Sleep(3 * time.Second)
+		resp, err = k.do(method, path, nil)
+	}
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -206,6 +211,15 @@ func (k *kubeClient) json(t *testing.T, method, path string, body any, want int,
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
 	}
+}
+
+func (k *kubeClient) do(method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequest(method, k.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return k.admin.Do(req)
 }
 
 // helloState is what serves the hello Service: its pods' container IDs,

@@ -86,7 +86,7 @@ out/$(BOARD).img: $(RUN_BINS) $(RUN_CFG)
 	bin/cairn build --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) --output $@
 
 run: deps out/$(BOARD).img
-	bin/cairn vm --board $(BOARD) out/$(BOARD).img
+	bin/cairn vm out/$(BOARD).img
 
 # Without the tag cairnd, ./... leaves out the packages that link all of
 # Kubernetes; most of those that use its client libraries are left out too.

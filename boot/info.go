@@ -19,6 +19,10 @@ type BuildInfo struct {
 	Modules  []string `json:"modules"`
 	Watchdog string   `json:"watchdog,omitempty"`
 	MinData  int64    `json:"minDataBytes"`
+	// Role and Cluster are the config's cluster.role and cluster name, when
+	// it has a cluster: section; cairn vm reads them from the image.
+	Role    string `json:"role,omitempty"`
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // Paths in the root that the builder writes and init reads.

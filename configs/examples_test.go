@@ -58,3 +58,14 @@ func TestReferenceInREADME(t *testing.T) {
 		t.Errorf("README.md's config reference is out of date; regenerate it with `go run ./cmd/cairn config reference` and paste it in:\n%s", ref)
 	}
 }
+
+// The built-in default is what make run boots: a one-node cluster.
+func TestDefaultIsAOneNodeServer(t *testing.T) {
+	c, _, err := configs.Parse(configs.DefaultName, configs.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster == nil || c.Cluster.Role != "server" || c.Cluster.Server != "" {
+		t.Errorf("the built-in default's cluster: %+v; want a server of its own", c.Cluster)
+	}
+}

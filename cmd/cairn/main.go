@@ -14,7 +14,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "cairn:", err)
+		// A program cairn ran (kubectl) has said why it failed.
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "cairn:", msg)
+		}
 		os.Exit(cli.Code(err))
 	}
 }

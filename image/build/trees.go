@@ -22,8 +22,12 @@ func (b *builder) buildInfo() boot.BuildInfo {
 	if b.isCluster() {
 		mods = append(mods, clusterModules...)
 	}
-	return boot.BuildInfo{Board: p.Name, Family: p.Family, Arch: b.arch, Version: b.o.Version, Kernel: b.kernel.Version,
+	info := boot.BuildInfo{Board: p.Name, Family: p.Family, Arch: b.arch, Version: b.o.Version, Kernel: b.kernel.Version,
 		Epoch: b.o.Epoch.Unix(), Modules: mods, Watchdog: p.Watchdog, MinData: int64(p.Layout.Data) << 20}
+	if b.isCluster() {
+		info.Role, info.Cluster = b.o.Config.Cluster.Role, b.o.Config.Cluster.ClusterName()
+	}
+	return info
 }
 
 // addInfo puts the build's BuildInfo at boot.InfoPath.

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-os/cairn/configs"
 	"github.com/cairn-os/cairn/image/apt"
 	"github.com/cairn-os/cairn/image/build"
+	"github.com/cairn-os/cairn/image/inspect"
 )
 
 const plainConfig = "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: artifact\n"
@@ -70,6 +71,10 @@ func TestImagesPassRealTools(t *testing.T) {
 				if strings.Contains(list, unwanted) {
 					t.Errorf("the root of a node without a cluster holds %s", unwanted)
 				}
+			}
+			// What cairn vm reads to know the board, without --board.
+			if info, err := inspect.BuildInfo(img); err != nil || info.Board != tc.board || info.Role != "" {
+				t.Errorf("inspect.BuildInfo: board %q, role %q, %v; want %s and no role", info.Board, info.Role, err, tc.board)
 			}
 			initrd := initramfsOf(t, tc.board, boot, parts, img)
 			cp := exec.Command("sh", "-c", "gzip -dc | cpio -it")
@@ -148,7 +153,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:6:7: cluster.images[0]: not a container image archive"},
 		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:7:7: cluster.images[1]: hello-amd64.tar is for amd64, but the board is arm64"},
 		{[]string{"build", "--config", badImages, "-o", out}, "images.yaml:8:7: cluster.images[2]: 127.0.0.1:1/cairn/none:1: cannot reach the registry"},
-		{[]string{"build", "-o", out, "--upstream", dir}, "--upstream: built-in default (configs/examples/default.yaml) has no cluster: section, so nothing would run the programs"},
+		{[]string{"build", "--config", "../../configs/examples/plain.yaml", "-o", out, "--upstream", dir}, "--upstream: ../../configs/examples/plain.yaml has no cluster: section, so nothing would run the programs"},
 	} {
 		msg, err := cairn(t, tc.args...)
 		if err == nil {

@@ -1,0 +1,78 @@
+package inspect
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+// initramfs makes a gzip-compressed newc archive of the given files, as
+// the builder does.
+func initramfs(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	w := cpio.Newc.Writer(gz)
+	recs := []cpio.Record{cpio.Directory("usr", 0o755)}
+	for _, name := range []string{"init", "usr/lib/cairn/build.json", "usr/lib/cairn/other"} {
+		if data, ok := files[name]; ok {
+			recs = append(recs, cpio.StaticFile(name, data, 0o644))
+		}
+	}
+	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		t.Fatal(err)
+	}
+	gz.Close()
+	return buf.Bytes()
+}
+
+func TestReadInfo(t *testing.T) {
+	info := `{"board":"rpi3","family":"rpi-uboot"}`
+	got, err := readInfo(bytes.NewReader(initramfs(t, map[string]string{"init": strings.Repeat("x", 1001), "usr/lib/cairn/build.json": info})))
+	if err != nil || string(got) != info {
+		t.Fatalf("got %q, %v; want %q", got, err, info)
+	}
+
+	_, err = readInfo(bytes.NewReader(initramfs(t, map[string]string{"init": "x", "usr/lib/cairn/other": "y"})))
+	if !errors.Is(err, ErrNotCairn) {
+		t.Errorf("an initramfs without build.json: %v, want ErrNotCairn", err)
+	}
+
+	big := initramfs(t, map[string]string{"usr/lib/cairn/build.json": strings.Repeat(" ", maxInfo+1)})
+	if _, err := readInfo(bytes.NewReader(big)); err == nil || !strings.Contains(err.Error(), "more than the") {
+		t.Errorf("an oversized build.json: %v", err)
+	}
+
+	whole := initramfs(t, map[string]string{"init": strings.Repeat("x", 5000), "usr/lib/cairn/build.json": info})
+	if _, err := readInfo(bytes.NewReader(whole[:len(whole)/2])); err == nil {
+		t.Error("a truncated initramfs was read")
+	}
+	if _, err := readInfo(strings.NewReader("070701 not compressed")); err == nil || !strings.Contains(err.Error(), "not gzip-compressed") {
+		t.Errorf("an uncompressed initramfs: %v", err)
+	}
+}
+
+func TestBuildInfoOfOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	blank := filepath.Join(dir, "blank.img")
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{blank, "inspect.go"} {
+		if _, err := BuildInfo(p); !errors.Is(err, ErrNotCairn) {
+			t.Errorf("%s: %v, want ErrNotCairn", p, err)
+		}
+	}
+	if _, err := BuildInfo(filepath.Join(dir, "missing.img")); err == nil || errors.Is(err, ErrNotCairn) {
+		t.Errorf("a missing file: %v", err)
+	}
+}

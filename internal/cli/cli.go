@@ -60,7 +60,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}))
 	}
 	root.AddCommand(buildCmd(logger), boardsCmd(), configCmd(), vmCmd(logger), clusterCmd(),
-		keysCmd(), upgradeCmd(), statusCmd(), rollbackCmd(), publishCmd(), kubectlCmd())
+		keysCmd(), upgradeCmd(), statusCmd(), rollbackCmd(), publishCmd(), kubectlCmd(), flashCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: 2, Err: fmt.Errorf("%w; see `%s --help`", err, c.CommandPath())}
 	})

@@ -1,7 +1,8 @@
-// Package fat writes FAT32 filesystems from an fstree.Tree: boot sector,
+// Package fat writes FAT32 filesystems from an fstree.Tree (boot sector,
 // FSInfo, two FATs, folders with long names, and file data laid out
-// contiguously. Output depends only on the tree and the options. It writes
-// whole filesystems; it does not modify existing ones.
+// contiguously), and reads files from them with bounds (Reader). Output
+// depends only on the tree and the options. It writes whole filesystems; it
+// does not modify existing ones.
 package fat
 
 import (

@@ -6,11 +6,14 @@ package inspect
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path"
 	"strconv"
@@ -18,14 +21,12 @@ import (
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/boot/family"
-	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/fat32"
-	"github.com/diskfs/go-diskfs/partition"
+	"github.com/cairn-os/cairn/image/fat"
 )
 
 // Bounds on what is read from an image, which may come from anywhere.
 const (
-	maxInitrd = 256 << 20 // the compressed initramfs
+	maxInitrd = 128 << 20 // the compressed initramfs
 	maxCPIO   = 1 << 30   // the initramfs, uncompressed
 	maxInfo   = 1 << 20   // build.json
 )
@@ -36,7 +37,7 @@ var ErrNotCairn = errors.New("not a Cairn image")
 
 // BuildInfo reads the BuildInfo of slot A of the image at p: from
 // a/initrd.img on the boot partition (UEFI), or initrd.img on the slot's
-// own partition (Raspberry Pi). It only reads.
+// own partition (Raspberry Pi). It only reads, and bounds what it reads.
 func BuildInfo(p string) (boot.BuildInfo, error) {
 	var info boot.BuildInfo
 	f, err := os.Open(p)
@@ -44,34 +45,38 @@ func BuildInfo(p string) (boot.BuildInfo, error) {
 		return info, err
 	}
 	defer f.Close()
-	store := file.New(f, true)
-	table, err := partition.Read(store, 512, 512)
+	st, err := f.Stat()
 	if err != nil {
-		return info, fmt.Errorf("%s: %w: no partition table (%v)", p, ErrNotCairn, err)
+		return info, err
 	}
-	parts := table.GetPartitions()
+	parts, err := partitions(f, st.Size())
+	if err != nil {
+		return info, fmt.Errorf("%s: %w: %v", p, ErrNotCairn, err)
+	}
 	places := []struct {
 		part int
 		file string
 	}{
-		{boot.PartBoot, path.Join("/", boot.SlotA, family.Initrd)},
-		{boot.PartSlotA, path.Join("/", family.Initrd)},
+		{boot.PartBoot, path.Join(boot.SlotA, family.Initrd)},
+		{boot.PartSlotA, family.Initrd},
 	}
 	for _, pl := range places {
 		if pl.part > len(parts) {
 			continue
 		}
 		pt := parts[pl.part-1]
-		fs, err := fat32.Read(store, pt.GetSize(), pt.GetStart(), 512)
+		fs, err := fat.NewReader(io.NewSectionReader(f, pt.start, pt.size), pt.size)
 		if err != nil {
 			continue
 		}
-		initrd, err := fs.OpenFile(pl.file, os.O_RDONLY)
-		if err != nil {
+		initrd, err := fs.ReadFile(pl.file, maxInitrd)
+		if errors.Is(err, iofs.ErrNotExist) {
 			continue
 		}
-		raw, err := readInfo(io.LimitReader(initrd, maxInitrd))
-		initrd.Close()
+		if err != nil {
+			return info, fmt.Errorf("%s: %w: partition %d: %v", p, ErrNotCairn, pl.part, err)
+		}
+		raw, err := readInfo(bytes.NewReader(initrd))
 		if err != nil {
 			return info, fmt.Errorf("%s: partition %d, %s: %w", p, pl.part, pl.file, err)
 		}
@@ -81,6 +86,66 @@ func BuildInfo(p string) (boot.BuildInfo, error) {
 		return info, nil
 	}
 	return info, fmt.Errorf("%s: %w: no %s in its boot partition or slot A", p, ErrNotCairn, family.Initrd)
+}
+
+// part is a partition's place in the image, in bytes.
+type part struct{ start, size int64 }
+
+// partitions reads the image's MBR, or the GPT its protective MBR points
+// to: the first four partitions, each checked to lie inside the image.
+func partitions(r io.ReaderAt, size int64) ([]part, error) {
+	mbr := make([]byte, 512)
+	if _, err := r.ReadAt(mbr, 0); err != nil {
+		return nil, fmt.Errorf("no partition table (%v)", err)
+	}
+	if mbr[510] != 0x55 || mbr[511] != 0xAA {
+		return nil, errors.New("no partition table")
+	}
+	le32 := binary.LittleEndian.Uint32
+	le64 := binary.LittleEndian.Uint64
+	var parts []part
+	add := func(first, sectors uint64) error {
+		start, n := int64(first)*512, int64(sectors)*512
+		if first >= 1<<40 || sectors >= 1<<40 || start+n > size {
+			return fmt.Errorf("partition %d lies outside the image", len(parts)+1)
+		}
+		parts = append(parts, part{start, n})
+		return nil
+	}
+	if mbr[446+4] != 0xEE {
+		for i := range 4 {
+			e := mbr[446+16*i:]
+			if err := add(uint64(le32(e[8:])), uint64(le32(e[12:]))); err != nil {
+				return nil, err
+			}
+		}
+		return parts, nil
+	}
+	hdr := make([]byte, 92)
+	if _, err := r.ReadAt(hdr, 512); err != nil || string(hdr[:8]) != "EFI PART" {
+		return nil, errors.New("a protective MBR without a GPT")
+	}
+	at, count, esize := le64(hdr[72:]), le32(hdr[80:]), le32(hdr[84:])
+	if esize < 128 || esize > 1024 || at >= 1<<40 {
+		return nil, errors.New("a GPT with bad entries")
+	}
+	e := make([]byte, 128)
+	for i := range min(count, 4) {
+		if _, err := r.ReadAt(e, int64(at)*512+int64(i)*int64(esize)); err != nil {
+			return nil, err
+		}
+		first, last := le64(e[32:]), le64(e[40:])
+		if first == 0 && last == 0 {
+			break
+		}
+		if last < first {
+			return nil, fmt.Errorf("partition %d ends before it starts", i+1)
+		}
+		if err := add(first, last-first+1); err != nil {
+			return nil, err
+		}
+	}
+	return parts, nil
 }
 
 // readInfo finds build.json in a gzip-compressed newc cpio archive, read

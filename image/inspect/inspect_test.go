@@ -3,6 +3,7 @@ package inspect
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -74,5 +75,44 @@ func TestBuildInfoOfOtherFiles(t *testing.T) {
 	}
 	if _, err := BuildInfo(filepath.Join(dir, "missing.img")); err == nil || errors.Is(err, ErrNotCairn) {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+func TestPartitions(t *testing.T) {
+	img := make([]byte, 4<<20)
+	img[510], img[511] = 0x55, 0xAA
+	entry := func(i int, typ byte, first, sectors uint32) {
+		e := img[446+16*i:]
+		e[4] = typ
+		binary.LittleEndian.PutUint32(e[8:], first)
+		binary.LittleEndian.PutUint32(e[12:], sectors)
+	}
+	entry(0, 0x0c, 2048, 100)
+	entry(1, 0x0c, 4096, 200)
+	parts, err := partitions(bytes.NewReader(img), int64(len(img)))
+	if err != nil || len(parts) != 4 || parts[0] != (part{2048 * 512, 100 * 512}) || parts[1] != (part{4096 * 512, 200 * 512}) {
+		t.Errorf("MBR: %v, %v", parts, err)
+	}
+	entry(1, 0x0c, 4096, 1<<30)
+	if _, err := partitions(bytes.NewReader(img), int64(len(img))); err == nil || !strings.Contains(err.Error(), "partition 2 lies outside the image") {
+		t.Errorf("a partition beyond the end: %v", err)
+	}
+	entry(0, 0xee, 1, 2047)
+	if _, err := partitions(bytes.NewReader(img), int64(len(img))); err == nil || !strings.Contains(err.Error(), "without a GPT") {
+		t.Errorf("a protective MBR alone: %v", err)
+	}
+	copy(img[512:], "EFI PART")
+	binary.LittleEndian.PutUint64(img[512+72:], 2)
+	binary.LittleEndian.PutUint32(img[512+80:], 1<<31) // entries: only 4 are read
+	binary.LittleEndian.PutUint32(img[512+84:], 128)
+	binary.LittleEndian.PutUint64(img[1024+32:], 34)
+	binary.LittleEndian.PutUint64(img[1024+40:], 1000)
+	parts, err = partitions(bytes.NewReader(img), int64(len(img)))
+	if err != nil || len(parts) != 1 || parts[0] != (part{34 * 512, 967 * 512}) {
+		t.Errorf("GPT: %v, %v", parts, err)
+	}
+	binary.LittleEndian.PutUint32(img[512+84:], 1<<20)
+	if _, err := partitions(bytes.NewReader(img), int64(len(img))); err == nil || !strings.Contains(err.Error(), "bad entries") {
+		t.Errorf("a GPT with huge entries: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/image/inspect"
 	"github.com/cairn-os/cairn/internal/qemu"
 	"github.com/spf13/cobra"
@@ -22,8 +25,8 @@ func vmCmd(logger func() *slog.Logger) *cobra.Command {
 	var board, grow string
 	var forward []string
 	c := &cobra.Command{
-		Use:   "vm IMAGE",
-		Short: "Boot an image in QEMU with its serial console on this terminal",
+		Use:   "vm IMAGE...",
+		Short: "Boot images in QEMU: one with its serial console on this terminal, or several on one LAN",
 		Long: `Boot an image in QEMU (software emulation unless KVM works here) with the
 firmware its board needs, user-mode networking and the serial console on
 stdin/stdout. The board is the one the image was built for. Like a real card,
@@ -32,55 +35,277 @@ adds, and a reboot restarts the machine, as on a board (an update needs it).
 
 A cluster server's API is forwarded to 127.0.0.1:6443, where the kubeconfig
 the build wrote beside the image points; once the API is ready, the command
-says the kubectl line that reaches it. Quit with Ctrl-A X.`,
-		Args: cobra.ExactArgs(1),
+says the kubectl line that reaches it. Quit with Ctrl-A X, or Ctrl-C.
+
+Several images boot together, each with a second network card on one
+virtual LAN (the Nth image's card has the MAC address 52:54:00:77:00:0N; give
+it an address in its config, as configs/examples/lan-server.yaml and
+lan-agent.yaml do), and each console line is prefixed with the image's name.
+--forward applies to the first image, the API's forward to the first server.
+Ctrl-C stops them all.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			img := args[0]
-			info, err := inspect.BuildInfo(img)
-			if err != nil && (board == "" || !errors.Is(err, inspect.ErrNotCairn)) {
-				if board == "" && errors.Is(err, inspect.ErrNotCairn) {
-					err = fmt.Errorf("%w; if it is an image of another tool, name its board with --board", err)
-				}
-				return &ExitError{Code: 2, Err: err}
-			}
-			if board == "" {
-				board = info.Board
-			} else if info.Board != "" && info.Board != board {
-				return &ExitError{Code: 2, Err: fmt.Errorf("%s was built for board %s, not %s; leave --board out", img, info.Board, board)}
-			}
-			p, err := boards.Get(board)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
 			size, err := parseSize(grow)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			kubeconfig := ""
-			if info.Role == "server" {
-				if forward, err = forwardAPI(forward); err != nil {
+			var vms []*vmPlan
+			api := false
+			for i, img := range args {
+				v, err := planVM(img, board)
+				if err != nil {
 					return &ExitError{Code: 2, Err: err}
 				}
-				kubeconfig = findKubeconfig(img, info.Cluster)
+				if i == 0 {
+					v.forward = forward
+				}
+				if v.info.Role == "server" && !api {
+					api = true
+					if i > 0 && forwardsAPI(forward) {
+						return &ExitError{Code: 2, Err: fmt.Errorf("--forward of port %s goes to the first image, %s, but the server is %s, whose API cairn vm forwards there; leave that --forward out", apiPort, args[0], img)}
+					}
+					if v.forward, err = forwardAPI(v.forward); err != nil {
+						return &ExitError{Code: 2, Err: err}
+					}
+					v.kubeconfig = findKubeconfig(img, v.info.Cluster)
+				}
+				for _, o := range vms {
+					if same(o.image, img) {
+						return &ExitError{Code: 2, Err: fmt.Errorf("%s is given twice (as %s too); two VMs cannot boot one image: build or copy another", img, o.image)}
+					}
+				}
+				vms = append(vms, v)
 			}
-			if err := growImage(img, size); err != nil {
-				return err
+			if len(vms) > 1 {
+				if err := nameVMs(vms); err != nil {
+					return &ExitError{Code: 2, Err: err}
+				}
 			}
-			logger().Info("booting", "image", img, "board", p.Name, "accel", qemu.Accel(p.QEMU.Binary), "forward", forward)
-			vm, err := qemu.Start(qemu.Options{Board: p, Image: img, Forward: forward, Console: cmd.OutOrStdout(), Stdin: true, Reboot: true})
-			if err != nil {
-				return err
+			for _, v := range vms {
+				if err := growImage(v.image, size); err != nil {
+					return err
+				}
 			}
-			if info.Role == "server" {
-				go announceAPI(vm, cmd.ErrOrStderr(), info.Cluster, kubeconfig)
+			if len(vms) == 1 {
+				return vms[0].boot(cmd, logger(), qemu.Options{Console: cmd.OutOrStdout(), Stdin: true})
 			}
-			return waitVM(cmd.Context(), vm)
+			return bootLAN(cmd, logger(), vms)
 		},
 	}
-	c.Flags().StringVarP(&board, "board", "b", "", "board the image was built for (default: read from the image)")
-	c.Flags().StringVar(&grow, "grow", "2G", "grow the image file to this size first (never shrinks)")
-	c.Flags().StringSliceVar(&forward, "forward", nil, "forward host TCP ports to the guest (6443 or 8080:80)")
+	c.Flags().StringVarP(&board, "board", "b", "", "board the images were built for (default: read from each image)")
+	c.Flags().StringVar(&grow, "grow", "2G", "grow each image file to this size first (never shrinks)")
+	c.Flags().StringSliceVar(&forward, "forward", nil, "forward host TCP ports to the (first) guest (8080 or 8080:80)")
 	return c
+}
+
+// vmPlan is one image to boot.
+type vmPlan struct {
+	image, name string
+	info        boot.BuildInfo
+	board       *boards.Profile
+	forward     []string
+	kubeconfig  string // a server's admin kubeconfig, when the build wrote one
+	vm          *qemu.VM
+	console     *prefixWriter // on a LAN
+}
+
+// planVM finds the board of an image: the one it says it was built for,
+// or --board for an image of another tool.
+func planVM(img, board string) (*vmPlan, error) {
+	info, err := inspect.BuildInfo(img)
+	if err != nil && (board == "" || !errors.Is(err, inspect.ErrNotCairn)) {
+		if board == "" && errors.Is(err, inspect.ErrNotCairn) {
+			err = fmt.Errorf("%w; if it is an image of another tool, name its board with --board", err)
+		}
+		return nil, err
+	}
+	if board == "" {
+		board = info.Board
+	} else if info.Board != "" && info.Board != board {
+		return nil, fmt.Errorf("%s was built for board %s, not %s; leave --board out", img, info.Board, board)
+	}
+	p, err := boards.Get(board)
+	if err != nil {
+		return nil, err
+	}
+	if p.QEMU == nil {
+		return nil, fmt.Errorf("%s is for board %s, which QEMU cannot boot; flash it, or build for qemu-arm64 or qemu-amd64 to use cairn vm", img, p.Name)
+	}
+	return &vmPlan{image: img, info: info, board: p}, nil
+}
+
+// nameVMs names each VM after its image file (server.img: server) and
+// checks that each can join a LAN.
+func nameVMs(vms []*vmPlan) error {
+	seen := map[string]bool{}
+	for i, v := range vms {
+		if v.board.QEMU.NIC == "" {
+			return fmt.Errorf("%s: board %s has no network card in QEMU to put on a LAN; boot it alone", v.image, v.board.Name)
+		}
+		base := strings.TrimSuffix(filepath.Base(v.image), filepath.Ext(v.image))
+		v.name = base
+		for n := i + 1; seen[v.name]; n++ {
+			v.name = fmt.Sprintf("%s-%d", base, n)
+		}
+		seen[v.name] = true
+	}
+	return nil
+}
+
+// lanMAC is the LAN card's address of the Nth image (from 0).
+func lanMAC(n int) string { return fmt.Sprintf("52:54:00:77:00:%02x", n+1) }
+
+// boot starts the VM with o's console and LAN, and announces a server's API.
+func (v *vmPlan) boot(cmd *cobra.Command, log *slog.Logger, o qemu.Options) error {
+	o.Board, o.Image, o.Forward, o.Reboot = v.board, v.image, v.forward, true
+	log.Info("booting", "image", v.image, "board", v.board.Name, "accel", qemu.Accel(v.board.QEMU.Binary), "forward", v.forward, "lan", o.LANMAC)
+	vm, err := qemu.Start(o)
+	if err != nil {
+		return err
+	}
+	v.vm = vm
+	if v.info.Role == "server" && len(v.forward) > 0 {
+		go announceAPI(vm, cmd.ErrOrStderr(), v.info.Cluster, v.kubeconfig)
+	}
+	if o.LAN == "" {
+		return waitVM(cmd.Context(), vm)
+	}
+	return nil
+}
+
+// bootLAN boots several VMs on one LAN, their console lines prefixed with
+// their names, until all have stopped or the command is interrupted.
+func bootLAN(cmd *cobra.Command, log *slog.Logger, vms []*vmPlan) error {
+	lan, err := qemu.NewLAN()
+	if err != nil {
+		return err
+	}
+	defer lan.Close()
+	out := &lockedWriter{w: cmd.OutOrStdout()}
+	width := 0
+	for _, v := range vms {
+		width = max(width, len(v.name))
+	}
+	stopAll := func() {
+		for _, v := range vms {
+			if v.vm != nil {
+				v.vm.Kill()
+			}
+		}
+	}
+	for i, v := range vms {
+		v.console = &prefixWriter{out: out, prefix: fmt.Sprintf("%-*s | ", width, v.name)}
+		if err := v.boot(cmd, log, qemu.Options{Console: v.console, LAN: lan.Join(), LANMAC: lanMAC(i)}); err != nil {
+			stopAll()
+			return fmt.Errorf("%s: %w", v.image, err)
+		}
+	}
+	// Each VM that stops is said; the others go on until Ctrl-C.
+	type stop struct {
+		v   *vmPlan
+		err error
+	}
+	stopped := make(chan stop, len(vms))
+	for _, v := range vms {
+		go func() { stopped <- stop{v, v.vm.Wait()} }()
+	}
+	var failed []string
+	for range vms {
+		select {
+		case st := <-stopped:
+			st.v.console.flush()
+			out.say(fmt.Sprintf("cairn: %s stopped (%v)", st.v.name, errOrOK(st.err)))
+			if st.err != nil {
+				failed = append(failed, st.v.name)
+			}
+		case <-cmd.Context().Done():
+			stopAll()
+			return nil
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s failed; see %s above", strings.Join(failed, ", "), plural(len(failed), "its console", "their consoles"))
+	}
+	return nil
+}
+
+func errOrOK(err error) string {
+	if err == nil {
+		return "powered off"
+	}
+	return err.Error()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// lockedWriter lets several consoles write whole lines to one output.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// prefixWriter writes each complete line of a console with a prefix.
+type prefixWriter struct {
+	out    *lockedWriter
+	prefix string
+	line   []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			p.line = append(p.line, b...)
+			if len(p.line) >= 4096 { // a very long line goes out in parts
+				p.flush()
+			}
+			break
+		}
+		p.line = append(p.line, b[:i+1]...)
+		b = b[i+1:]
+		p.flush()
+	}
+	return n, nil
+}
+
+// flush writes what is left of a line. QEMU's output is copied by one
+// goroutine per VM, so a prefixWriter is written by one at a time.
+func (p *prefixWriter) flush() {
+	if len(p.line) == 0 {
+		return
+	}
+	p.out.say(p.prefix + string(bytes.TrimRight(p.line, "\r\n")))
+	p.line = p.line[:0]
+}
+
+// say writes one whole line.
+func (w *lockedWriter) say(line string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fmt.Fprintln(w.w, line)
+}
+
+// same says whether two paths name one file.
+func same(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// forwardsAPI says whether forwards include the API's port on this machine.
+func forwardsAPI(forward []string) bool {
+	for _, f := range forward {
+		if host, _, _ := strings.Cut(f, ":"); host == apiPort {
+			return true
+		}
+	}
+	return false
 }
 
 // waitVM waits for QEMU to stop, and stops it when the command is

@@ -21,12 +21,7 @@ import (
 // forwards the API and, once the API is ready, says the kubectl line that
 // reaches it. The test runs that line, then stops cairn vm as Ctrl-C would.
 func TestMakeRun(t *testing.T) {
-	board, err := boards.Get("qemu-arm64")
-	if err != nil {
-		t.Fatal(err)
-	}
-	need(t, board.QEMU.Binary)
-	t.Parallel()
+	needArm64(t, true)
 	dir := t.TempDir()
 	env := []string{"CAIRN_CLUSTERS=" + filepath.Join(dir, "clusters")}
 	img := filepath.Join(dir, "out", "default.img")
@@ -46,25 +41,93 @@ func TestMakeRun(t *testing.T) {
 		t.Errorf("the image says board %q, role %q, cluster %q; want qemu-arm64, server, default", info.Board, info.Role, info.Cluster)
 	}
 
-	cmd := exec.Command(filepath.Join(deviceBinaries(t), "cairn"), "vm", img)
-	cmd.Env = append(cmd.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var console, said syncBuffer
-	cmd.Stdout, cmd.Stderr = &console, &said
-	if err := cmd.Start(); err != nil {
+	vm := startCairnVM(t, env, img)
+	vm.kubectl(t, kubeconfig, "cairn-demo")
+	if !strings.Contains(vm.console.String(), "\ncairn: ready slot=a") {
+		t.Errorf("cairn vm did not show the console on its output:\n%s", vm.console.String())
+	}
+	vm.interrupt(t)
+}
+
+// TestLocalCluster boots the server and the agent of the LAN examples
+// with one cairn vm: both on its LAN, each console line prefixed with the
+// image's name, the server's API forwarded; the agent joins over the LAN.
+//
+// It is not parallel: it forwards port 6443 as TestMakeRun does, and its
+// two VMs keep both cores busy.
+func TestLocalCluster(t *testing.T) {
+	needArm64(t, false)
+	dir := t.TempDir()
+	env := []string{"CAIRN_CLUSTERS=" + filepath.Join(dir, "clusters")}
+	var imgs []string
+	for _, name := range []string{"server", "agent"} {
+		img := filepath.Join(dir, name+".img")
+		out, err := cairnProgram(t, env, "build", "--config", "../../configs/examples/lan-"+name+".yaml", "--output", img, "--bin-dir", deviceBinaries(t))
+		if err != nil {
+			t.Fatalf("cairn build: %v\n%s", err, out)
+		}
+		imgs = append(imgs, img)
+	}
+	vm := startCairnVM(t, env, imgs...)
+	vm.kubectl(t, filepath.Join(dir, "kubeconfig"), "server", "agent-1")
+	for _, want := range []string{`(?m)^server \| cairn: ready slot=a`, `(?m)^agent  \| cairn: ready slot=a`,
+		`(?m)^server \| .*msg="node joined" node=agent-1 ips=\S*192\.168\.77\.2`} {
+		if !regexp.MustCompile(want).MatchString(vm.console.String()) {
+			t.Errorf("the consoles lack a line like %s", want)
+		}
+	}
+	vm.interrupt(t)
+	if t.Failed() {
+		t.Logf("consoles:\n%s", vm.console.String())
+	}
+}
+
+func needArm64(t *testing.T, parallel bool) {
+	board, err := boards.Get("qemu-arm64")
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	need(t, board.QEMU.Binary)
+	if parallel {
+		t.Parallel()
+	}
+}
 
+// cairnVM is bin/cairn vm running as a program, in a process group of its
+// own as a terminal's foreground job is.
+type cairnVM struct {
+	cmd           *exec.Cmd
+	console, said syncBuffer // its stdout and stderr
+	exited        chan error
+}
+
+func startCairnVM(t *testing.T, env []string, images ...string) *cairnVM {
+	t.Helper()
+	v := &cairnVM{exited: make(chan error, 1)}
+	v.cmd = exec.Command(filepath.Join(deviceBinaries(t), "cairn"), append([]string{"vm"}, images...)...)
+	v.cmd.Env = append(v.cmd.Environ(), env...)
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	v.cmd.Stdout, v.cmd.Stderr = &v.console, &v.said
+	if err := v.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { v.exited <- v.cmd.Wait() }()
+	t.Cleanup(func() { syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL) })
+	return v
+}
+
+// kubectl waits for the kubectl line cairn vm says once the API is ready,
+// checks that it names kubeconfig, and runs it until it lists the nodes
+// Ready.
+func (v *cairnVM) kubectl(t *testing.T, kubeconfig string, nodes ...string) {
+	t.Helper()
 	line := regexp.MustCompile(`\n    (.+ --kubeconfig (\S+) get nodes)\r\n`)
 	var m []string
 	eventually(t, serverTimeout, "cairn vm to say the kubectl line", func() bool {
-		m = line.FindStringSubmatch(said.String())
+		m = line.FindStringSubmatch(v.said.String())
 		select {
-		case err := <-exited:
-			t.Fatalf("cairn vm stopped (%v) before the API was ready\nit said:\n%s\nconsole:\n%s", err, said.String(), console.String())
+		case err := <-v.exited:
+			t.Fatalf("cairn vm stopped (%v) before the API was ready\nit said:\n%s\nconsole:\n%s", err, v.said.String(), v.console.String())
 		default:
 		}
 		return m != nil
@@ -73,29 +136,34 @@ func TestMakeRun(t *testing.T) {
 		t.Errorf("cairn vm named kubeconfig %s, want %s", m[2], kubeconfig)
 	}
 	t.Logf("cairn vm said: %s", m[1])
-	// The node registers a moment after the API is ready.
 	var got string
-	eventually(t, 5*time.Minute, "the line to list the node Ready", func() bool {
+	eventually(t, 5*time.Minute, "the line to list the nodes Ready", func() bool {
 		b, _ := exec.Command("sh", "-c", m[1]).CombinedOutput()
 		got = string(b)
-		return regexp.MustCompile(`(?m)^cairn-demo\s+Ready\s`).MatchString(got)
+		for _, n := range nodes {
+			if !regexp.MustCompile(`(?m)^` + n + `\s+Ready\s`).MatchString(got) {
+				return false
+			}
+		}
+		return true
 	})
 	t.Logf("%s", got)
-	if !strings.Contains(console.String(), "cairn: ready slot=a") {
-		t.Errorf("cairn vm did not show the console on its output:\n%s", console.String())
-	}
+}
 
-	// Ctrl-C: the terminal signals the whole foreground group.
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+// interrupt is Ctrl-C: the terminal signals the whole foreground group.
+// cairn vm must stop with all its VMs.
+func (v *cairnVM) interrupt(t *testing.T) {
+	t.Helper()
+	syscall.Kill(-v.cmd.Process.Pid, syscall.SIGINT)
 	select {
-	case err := <-exited:
+	case err := <-v.exited:
 		if err != nil {
-			t.Errorf("cairn vm after Ctrl-C: %v\n%s", err, said.String())
+			t.Errorf("cairn vm after Ctrl-C: %v\n%s", err, v.said.String())
 		}
 	case <-time.After(time.Minute):
 		t.Fatalf("cairn vm did not stop within a minute of Ctrl-C")
 	}
-	if err := syscall.Kill(-cmd.Process.Pid, 0); err != syscall.ESRCH {
+	if err := syscall.Kill(-v.cmd.Process.Pid, 0); err != syscall.ESRCH {
 		t.Errorf("a process of cairn vm outlived it (kill -0 of its group: %v)", err)
 	}
 }

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPrefixWriter(t *testing.T) {
+	var out bytes.Buffer
+	lw := &lockedWriter{w: &out}
+	a := &prefixWriter{out: lw, prefix: "a | "}
+	b := &prefixWriter{out: lw, prefix: "b | "}
+	a.Write([]byte("one\r\ntw"))
+	b.Write([]byte("other\r\n"))
+	a.Write([]byte("o\r\n"))
+	a.Write([]byte(strings.Repeat("x", 5000)))
+	want := "a | one\nb | other\na | two\na | " + strings.Repeat("x", 5000) + "\n"
+	if out.String() != want {
+		t.Errorf("got %q", out.String())
+	}
+}
+
+func TestVMRefusals(t *testing.T) {
+	dir := t.TempDir()
+	blank, other := filepath.Join(dir, "blank.img"), filepath.Join(dir, "other.img")
+	os.WriteFile(blank, make([]byte, 1<<20), 0o644)
+	os.WriteFile(other, make([]byte, 1<<20), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"vm", blank}, "blank.img: not a Cairn image: no partition table; if it is an image of another tool, name its board with --board"},
+		{[]string{"vm", "--board", "rpi3", blank, other}, "blank.img: board rpi3 has no network card in QEMU to put on a LAN; boot it alone"},
+		{[]string{"vm", "--board", "qemu-arm64", blank, filepath.Join(dir, ".", "blank.img")}, "blank.img is given twice"},
+		{[]string{"vm", "--board", "rpi4", blank}, "blank.img is for board rpi4, which QEMU cannot boot"},
+		{[]string{"vm", "--board", "rpi9", blank}, `unknown board "rpi9"`},
+	} {
+		out, err := run(tc.args...)
+		if Code(err) != 2 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: exit %d, %v\n%s", tc.args, Code(err), err, out)
+		}
+	}
+	// A server's API goes to 6443 here, where its kubeconfig points.
+	l, err := net.Listen("tcp", "127.0.0.1:6443")
+	if err != nil {
+		t.Skipf("port 6443 is taken here: %v", err)
+	}
+	defer l.Close()
+	if _, err := forwardAPI([]string{"8080:80"}); err == nil || !strings.Contains(err.Error(), "port 6443 on this machine is in use") {
+		t.Errorf("a taken port: %v", err)
+	}
+	if got, err := forwardAPI([]string{"7000:6443"}); err != nil || len(got) != 1 {
+		t.Errorf("a forward of the API given: %v, %v", got, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,8 +27,9 @@ type Device struct {
 	Sys       string // its folder in /sys/class/block
 	Size      int64  // bytes
 	Model     string // vendor and model, or a loop device's backing file
-	Removable bool
+	Removable bool   // as the kernel says, or an SD card, or on USB
 	ReadOnly  bool
+	rdev      uint64
 }
 
 func (d *Device) String() string {
@@ -61,7 +63,10 @@ func Describe(path string) (*Device, error) {
 	if exists(filepath.Join(sys, "partition")) {
 		return nil, fmt.Errorf("%s is a partition of /dev/%s; name the whole device, /dev/%s", path, filepath.Base(filepath.Dir(sys)), filepath.Base(filepath.Dir(sys)))
 	}
-	d := &Device{Path: path, Sys: sys, Removable: readSys(sys, "removable") == "1", ReadOnly: readSys(sys, "ro") == "1"}
+	// The MMC driver calls no card removable, even in a card slot; an SD
+	// card (not eMMC, the board's own storage) or a disk on USB is.
+	removable := readSys(sys, "removable") == "1" || readSys(sys, "device/type") == "SD" || strings.Contains(sys, "/usb")
+	d := &Device{Path: path, Sys: sys, Removable: removable, ReadOnly: readSys(sys, "ro") == "1", rdev: st.Rdev}
 	sectors, err := strconv.ParseInt(readSys(sys, "size"), 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("%s: its size is unknown: %w", path, err)
@@ -70,7 +75,7 @@ func Describe(path string) (*Device, error) {
 	if d.Size == 0 {
 		return nil, fmt.Errorf("%s has no medium (size 0); put a card in the reader", path)
 	}
-	d.Model = strings.Join(strings.Fields(readSys(sys, "device/vendor")+" "+readSys(sys, "device/model")), " ")
+	d.Model = strings.Join(strings.Fields(readSys(sys, "device/vendor")+" "+readSys(sys, "device/model")+" "+readSys(sys, "device/name")), " ")
 	if back := readSys(sys, "loop/backing_file"); back != "" {
 		d.Model = "loop device of " + back
 	}
@@ -142,21 +147,31 @@ func (d *Device) family() (map[string]string, error) {
 	return devs, nil
 }
 
-// mounted says, in one sentence, where a device of devs is mounted.
+// mounted says, in one sentence, where a device of devs is mounted: by
+// the device numbers of the mount, or of its source (btrfs and ZFS show
+// numbers of their own). The running system is named first.
 func mounted(path string, devs map[string]string) error {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	var first error
 	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		// id parent major:minor root mountpoint ...
+		// id parent major:minor root mountpoint options... - fstype source superoptions
 		fields := strings.Fields(sc.Text())
 		if len(fields) < 5 {
 			continue
 		}
 		dev, ok := devs[fields[2]]
+		if sep := slices.Index(fields, "-"); !ok && sep > 0 && sep+2 < len(fields) && strings.HasPrefix(fields[sep+2], "/dev/") {
+			var st unix.Stat_t
+			if unix.Stat(unescape(fields[sep+2]), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
+				dev, ok = devs[fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))]
+			}
+		}
 		if !ok {
 			continue
 		}
@@ -164,9 +179,14 @@ func mounted(path string, devs map[string]string) error {
 		if at == "/" || at == "/usr" || at == "/boot" || at == "/boot/efi" {
 			return fmt.Errorf("%s holds the running system (%s is mounted from %s): %w; name another device", path, at, dev, ErrInUse)
 		}
-		return fmt.Errorf("%s is mounted at %s (%s): %w; unmount it first (umount %s)", path, at, dev, ErrInUse, dev)
+		if first == nil {
+			first = fmt.Errorf("%s is mounted at %s (%s): %w; unmount it first (umount %s)", path, at, dev, ErrInUse, dev)
+		}
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return first
 }
 
 // swapOn says whether a device of devs is used as swap.

@@ -13,10 +13,12 @@ func flashCmd() *cobra.Command {
 size and asks before it writes (or --yes). It refuses a device that is
 mounted, used as swap or holds the running system, a partition instead of
 the whole device, a read-only card, and an image larger than the device; and
-a device the kernel does not call removable unless --force (check with lsblk
-that it is the card). It writes only the image's data (its holes, such as the
-unused space in its partitions, are skipped as bmaptool does; the data partition is made on
-first boot), syncs, reads back what it wrote and compares hashes.`,
+a device the kernel does not call removable (SD cards and USB disks count as
+removable) unless --force (check with lsblk that it is the card). It opens the
+device exclusively and with direct I/O, so the progress is the card's;
+writes the image's data, and zeros where the image file has holes (the
+kernel zeroes the cheapest way the card allows); syncs, reads every byte
+back from the card and compares. The data partition is made on first boot.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return flashImage(cmd, args[0], args[1], yes, force)

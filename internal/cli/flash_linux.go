@@ -19,25 +19,45 @@ func flashImage(cmd *cobra.Command, image, device string, yes, force bool) error
 	if err := d.Check(); err != nil && !(force && errors.Is(err, flash.ErrNotRemovable)) {
 		return &ExitError{Code: 2, Err: err}
 	}
+	// Opened before the question, so that what is written is what was shown.
+	t, err := d.Open()
+	if err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	defer t.Close()
 	out := cmd.ErrOrStderr()
 	fmt.Fprintln(out, d)
 	if !yes {
 		fmt.Fprintf(out, "Everything on %s will be lost. Write %s to it? [y/N] ", d.Path, image)
-		answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-		switch strings.ToLower(strings.TrimSpace(answer)) {
+		answer := make(chan string, 1)
+		go func() {
+			s, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+			if err != nil && s == "" {
+				s = "\x00" // no answer at all
+			}
+			answer <- s
+		}()
+		var a string
+		select {
+		case a = <-answer:
+		case <-cmd.Context().Done():
+			fmt.Fprintln(out)
+			return &ExitError{Code: 1, Err: fmt.Errorf("nothing was written to %s", d.Path)}
+		}
+		switch strings.ToLower(strings.TrimSpace(a)) {
 		case "y", "yes":
-		case "":
+		case "\x00":
 			return &ExitError{Code: 2, Err: fmt.Errorf("no answer, so nothing was written; give --yes to write without asking")}
 		default:
 			return &ExitError{Code: 1, Err: fmt.Errorf("nothing was written to %s", d.Path)}
 		}
 	}
-	res, err := flash.Write(cmd.Context(), image, d, out)
+	res, err := t.Write(cmd.Context(), image, out)
 	if err != nil {
 		return err
 	}
-	secs := res.Took.Seconds()
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: wrote %s (%s of data; holes skipped) in %.1fs, %s/s, read back and verified; it is safe to remove\n",
-		d.Path, image, progress.Size(res.Data), secs, progress.Size(int64(float64(res.Data)/max(secs, 0.001))))
+	secs := res.Wrote.Seconds()
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: wrote %s (%s: %s of data, the rest zeros) in %.1fs, %s/s; read it back in %.1fs and it matches; it is safe to remove\n",
+		d.Path, image, progress.Size(res.Image), progress.Size(res.Data), secs, progress.Size(int64(float64(res.Image)/max(secs, 0.001))), res.Read.Seconds())
 	return nil
 }

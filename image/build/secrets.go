@@ -100,16 +100,20 @@ func (ci *secrets) owns(kubeconfig []byte) bool {
 	return err == nil && bytes.Equal(kc.CAPEM, ci.bundle.ServerCA.CertPEM)
 }
 
-// serverHost is where kubectl on this machine reaches the server: the
-// node's first static address, else the forwarded port of a QEMU board,
-// else its host name.
+// serverHost is where kubectl on this machine reaches the server: for a
+// QEMU board, the port cairn vm forwards (its addresses are on QEMU's
+// networks, which this machine does not reach); else the node's first
+// static address, else its host name.
 func serverHost(cfg *configs.Config, board *boards.Profile) string {
+	if strings.HasPrefix(board.Name, "qemu-") {
+		return "127.0.0.1"
+	}
 	for _, i := range cfg.Network.Interfaces {
 		for _, a := range i.Addresses {
 			return a.Addr().String()
 		}
 	}
-	if strings.HasPrefix(board.Name, "qemu-") || cfg.Hostname == "" {
+	if cfg.Hostname == "" {
 		return "127.0.0.1"
 	}
 	return cfg.Hostname

@@ -90,3 +90,35 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// The admin kubeconfig reaches a QEMU board through cairn vm's forward
+// even when the node has a static address (on a LAN of QEMU's), and a
+// board's node at its address, else its name.
+func TestServerHost(t *testing.T) {
+	static, _, err := configs.Parse("static.yaml", []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\nnetwork:\n  interfaces:\n    - name: eth1\n      addresses: [192.168.77.1/24]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, _, err := configs.Parse("named.yaml", []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: srv\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg   *configs.Config
+		board string
+		want  string
+	}{
+		{static, "qemu-arm64", "127.0.0.1"},
+		{static, "rpi4", "192.168.77.1"},
+		{named, "rpi4", "srv"},
+		{&configs.Config{}, "rpi4", "127.0.0.1"},
+	} {
+		b, err := boards.Get(tc.board)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := serverHost(tc.cfg, b); got != tc.want {
+			t.Errorf("%s on %s: %s, want %s", tc.cfg.Hostname, tc.board, got, tc.want)
+		}
+	}
+}

@@ -77,9 +77,6 @@ func TestLocalCluster(t *testing.T) {
 		}
 	}
 	vm.interrupt(t)
-	if t.Failed() {
-		t.Logf("consoles:\n%s", vm.console.String())
-	}
 }
 
 func needArm64(t *testing.T, parallel bool) {
@@ -112,7 +109,13 @@ func startCairnVM(t *testing.T, env []string, images ...string) *cairnVM {
 		t.Fatal(err)
 	}
 	go func() { v.exited <- v.cmd.Wait() }()
-	t.Cleanup(func() { syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL) })
+	t.Cleanup(func() {
+		syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+		if t.Failed() {
+			c := v.console.String()
+			t.Logf("cairn vm said:\n%s\nits output, the last 30000 bytes:\n%s", v.said.String(), c[max(0, len(c)-30000):])
+		}
+	})
 	return v
 }
 

@@ -47,7 +47,7 @@ func (a *Agent) runOverlay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.Log.Info("pod network ready", "device", overlay.Device, "podCIDR", cidr, "mac", link.Attrs().HardwareAddr)
+	a.Log.Info("pod network ready", "device", overlay.Device, "podCIDR", cidr, "mac", link.Attrs().HardwareAddr.String())
 
 	set := func(obj any) {
 		if n, ok := obj.(*corev1.Node); ok {

@@ -157,7 +157,7 @@ func lanMAC(n int) string { return fmt.Sprintf("52:54:00:77:00:%02x", n+1) }
 
 // boot starts the VM with o's console and LAN, and announces a server's API.
 func (v *vmPlan) boot(cmd *cobra.Command, log *slog.Logger, o qemu.Options) error {
-	o.Board, o.Image, o.Forward, o.Reboot = v.board, v.image, v.forward, true
+	o.Board, o.Image, o.Forward, o.Reboot, o.KeepOutput = v.board, v.image, v.forward, true, 1<<20
 	log.Info("booting", "image", v.image, "board", v.board.Name, "accel", qemu.Accel(v.board.QEMU.Binary), "forward", v.forward, "lan", o.LANMAC)
 	vm, err := qemu.Start(o)
 	if err != nil {

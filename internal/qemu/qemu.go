@@ -40,6 +40,10 @@ type Options struct {
 	// Reboot lets a reboot of the guest restart the machine, as real
 	// hardware does; by default QEMU exits instead.
 	Reboot bool
+	// KeepOutput bounds what Output keeps of the console, for VMs that run
+	// for days (cairn vm): beyond it the older half is dropped. Offsets
+	// stay counted from the first byte. 0 keeps everything (the tests).
+	KeepOutput int
 }
 
 // VM is a running QEMU.
@@ -48,6 +52,8 @@ type VM struct {
 	in    io.WriteCloser
 	mu    sync.Mutex
 	out   bytes.Buffer
+	base  int // console bytes dropped before out
+	keep  int
 	grow  *sync.Cond
 	done  chan struct{}
 	err   error
@@ -210,7 +216,7 @@ func Start(o Options) (*VM, error) {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("%s is missing: install QEMU (make deps does)", bin)
 	}
-	v := &VM{cmd: exec.Command(bin, args...), done: make(chan struct{}), tmp: tmp, start: time.Now()}
+	v := &VM{cmd: exec.Command(bin, args...), done: make(chan struct{}), tmp: tmp, start: time.Now(), keep: o.KeepOutput}
 	v.grow = sync.NewCond(&v.mu)
 	var w io.Writer = (*consoleBuf)(v)
 	if o.Console != nil {
@@ -243,11 +249,17 @@ func (c *consoleBuf) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.out.Write(p)
+	if c.keep > 0 && c.out.Len() > c.keep {
+		drop := c.out.Len() - c.keep/2
+		c.base += drop
+		c.out.Next(drop)
+	}
 	c.grow.Broadcast()
 	return len(p), nil
 }
 
-// Output is everything the console printed so far.
+// Output is everything the console printed so far (its last
+// Options.KeepOutput bytes or more, when that is set).
 func (v *VM) Output() string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -266,9 +278,10 @@ func (v *VM) WaitFor(s string, from int, timeout time.Duration) (int, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for {
-		if from <= v.out.Len() {
-			if i := strings.Index(v.out.String()[from:], s); i >= 0 {
-				return from + i + len(s), nil
+		at := max(from, v.base) - v.base
+		if at <= v.out.Len() {
+			if i := strings.Index(v.out.String()[at:], s); i >= 0 {
+				return v.base + at + i + len(s), nil
 			}
 		}
 		select {
@@ -283,7 +296,8 @@ func (v *VM) WaitFor(s string, from int, timeout time.Duration) (int, error) {
 	}
 }
 
-// Run sends a command to init's debug console and returns its answer.
+// Run sends a command to init's debug console and returns its answer
+// (with Options.KeepOutput 0).
 func (v *VM) Run(command string, timeout time.Duration) (string, error) {
 	if v.in == nil {
 		return "", errors.New("the console input is not connected")

@@ -43,6 +43,10 @@ func TestMakeRun(t *testing.T) {
 
 	vm := startCairnVM(t, env, img)
 	vm.kubectl(t, kubeconfig, "cairn-demo")
+	// What the line is on a machine without kubectl: cairnd's own.
+	if out, err := cairnProgram(t, env, "kubectl", "--kubeconfig", kubeconfig, "get", "nodes"); err != nil || !regexp.MustCompile(`(?m)^cairn-demo\s+Ready\s`).MatchString(out) {
+		t.Errorf("cairn kubectl get nodes: %v\n%s", err, out)
+	}
 	if !strings.Contains(vm.console.String(), "\ncairn: ready slot=a") {
 		t.Errorf("cairn vm did not show the console on its output:\n%s", vm.console.String())
 	}

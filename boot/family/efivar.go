@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"unicode/utf16"
-
-	"golang.org/x/sys/unix"
 )
 
 // systemd-boot's EFI variables, as Linux's efivarfs shows them.
@@ -22,8 +20,7 @@ const (
 // checkEFIVars fails unless efivarfs is where the variables are expected:
 // without it no trial can be armed.
 var checkEFIVars = func() error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(efiVars, &st); err != nil || uint32(st.Type) != unix.EFIVARFS_MAGIC {
+	if !isEFIVarFS(efiVars) {
 		return fmt.Errorf("the firmware's variables are not available at %s (efivarfs), so no trial boot can be armed", efiVars)
 	}
 	return nil
@@ -71,20 +68,4 @@ func deleteEFIVar(name string) error {
 		return fmt.Errorf("delete EFI variable %s: %w", name, err)
 	}
 	return nil
-}
-
-const fsImmutable = 0x10 // FS_IMMUTABLE_FL
-
-// unimmutable clears the immutable flag efivarfs puts on most variables
-// to keep them from being deleted by accident.
-func unimmutable(p string) {
-	f, err := os.Open(p)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
-	if err == nil && flags&fsImmutable != 0 {
-		unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags&^fsImmutable))
-	}
 }

@@ -135,7 +135,7 @@ test-k8s: cluster-arm64
 # busy the machine is), or for FUZZTIME if set (make fuzz FUZZTIME=10m).
 # What a run finds new is not minimised: a minimisation cut short by the
 # deadline fails the run.
-FUZZ     = configs:FuzzParse:120000x image/deb:FuzzExtract:18000x image/oci:FuzzInspect:50000x boot/bundle:FuzzRead:600000x
+FUZZ     = configs:FuzzParse:120000x image/deb:FuzzExtract:18000x image/oci:FuzzInspect:50000x boot/bundle:FuzzRead:600000x image/inspect:FuzzImage:300000x
 FUZZTIME ?=
 
 fuzz:

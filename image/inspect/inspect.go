@@ -49,7 +49,13 @@ func BuildInfo(p string) (boot.BuildInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	parts, err := partitions(f, st.Size())
+	return buildInfo(p, f, st.Size())
+}
+
+// buildInfo reads the BuildInfo of the image named p from r.
+func buildInfo(p string, r io.ReaderAt, size int64) (boot.BuildInfo, error) {
+	var info boot.BuildInfo
+	parts, err := partitions(r, size)
 	if err != nil {
 		return info, fmt.Errorf("%s: %w: %v", p, ErrNotCairn, err)
 	}
@@ -65,7 +71,7 @@ func BuildInfo(p string) (boot.BuildInfo, error) {
 			continue
 		}
 		pt := parts[pl.part-1]
-		fs, err := fat.NewReader(io.NewSectionReader(f, pt.start, pt.size), pt.size)
+		fs, err := fat.NewReader(io.NewSectionReader(r, pt.start, pt.size), pt.size)
 		if err != nil {
 			continue
 		}

@@ -15,7 +15,7 @@ import (
 
 // initramfs makes a gzip-compressed newc archive of the given files, as
 // the builder does.
-func initramfs(t *testing.T, files map[string]string) []byte {
+func initramfs(t testing.TB, files map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)

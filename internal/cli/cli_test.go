@@ -65,3 +65,12 @@ func TestSchemaAndBoards(t *testing.T) {
 		t.Fatalf("boards: %v %s", err, out)
 	}
 }
+
+func TestWrongArgumentsAreBadInput(t *testing.T) {
+	for _, args := range [][]string{{"flash", "x.img"}, {"vm"}, {"build", "extra"}, {"keys", "generate", "extra"}} {
+		_, err := run(args...)
+		if Code(err) != 2 || !strings.Contains(err.Error(), "--help`") {
+			t.Errorf("%v: exit %d, %v", args, Code(err), err)
+		}
+	}
+}

@@ -23,13 +23,68 @@ func loadModules(log *slog.Logger, opts kmodule.ProbeOpts, names []string) error
 	}
 	var failed []string
 	for _, n := range names {
-		if err := p.Probe(n, ""); err != nil {
+		err := p.Probe(n, "")
+		if err != nil {
+			if file, deps, ok := mixedName(opts, n); ok {
+				err = loadFile(p, opts, file, deps)
+			}
+		}
+		if err != nil {
 			failed = append(failed, fmt.Sprintf("%s (%v)", n, err))
 		}
 	}
 	log.Info("modules loaded", "count", len(names)-len(failed))
 	if len(failed) > 0 {
 		return fmt.Errorf("could not load %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// mixedName finds the module file of a name that mixes '-' and '_'
+// (nls_iso8859-1.ko), which kmodule's lookup misses: it tries the name
+// with all '-' or all '_'. It returns the file, relative to the modules
+// folder, and the names of what the file depends on.
+func mixedName(opts kmodule.ProbeOpts, name string) (string, []string, bool) {
+	norm := func(s string) string { return strings.ReplaceAll(s, "-", "_") }
+	f, err := os.Open(filepath.Join(opts.RootDir, "/lib/modules", kernelRelease(opts), "modules.dep"))
+	if err != nil {
+		return "", nil, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		file, deps, ok := strings.Cut(sc.Text(), ":")
+		if !ok || norm(strings.TrimSuffix(filepath.Base(file), ".ko")) != norm(name) {
+			continue
+		}
+		var names []string
+		for _, d := range strings.Fields(deps) {
+			names = append(names, strings.TrimSuffix(filepath.Base(d), ".ko"))
+		}
+		return file, names, true
+	}
+	return "", nil, false
+}
+
+// loadFile loads a module file after what it depends on.
+func loadFile(p *kmodule.Prober, opts kmodule.ProbeOpts, file string, deps []string) error {
+	for _, d := range deps {
+		if err := p.Probe(d, ""); err != nil {
+			return fmt.Errorf("%s, which it needs: %w", d, err)
+		}
+	}
+	path := filepath.Join(opts.RootDir, "/lib/modules", kernelRelease(opts), file)
+	if opts.DryRunCB != nil {
+		opts.DryRunCB(path)
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := kmodule.FileInit(f, "", 0); err != nil && err != unix.EEXIST {
+		return err
 	}
 	return nil
 }

@@ -87,7 +87,10 @@ Ctrl-C stops them all.`,
 				}
 			}
 			if len(vms) == 1 {
-				return vms[0].boot(cmd, logger(), qemu.Options{Console: cmd.OutOrStdout(), Stdin: true})
+				if err := vms[0].boot(cmd, logger(), qemu.Options{Console: cmd.OutOrStdout(), Stdin: true}); err != nil {
+					return err
+				}
+				return waitVM(cmd.Context(), vms[0].vm)
 			}
 			return bootLAN(cmd, logger(), vms)
 		},
@@ -155,7 +158,8 @@ func nameVMs(vms []*vmPlan) error {
 // lanMAC is the LAN card's address of the Nth image (from 0).
 func lanMAC(n int) string { return fmt.Sprintf("52:54:00:77:00:%02x", n+1) }
 
-// boot starts the VM with o's console and LAN, and announces a server's API.
+// boot starts the VM with o's console and LAN, and announces a server's
+// API when it is ready.
 func (v *vmPlan) boot(cmd *cobra.Command, log *slog.Logger, o qemu.Options) error {
 	o.Board, o.Image, o.Forward, o.Reboot, o.KeepOutput = v.board, v.image, v.forward, true, 1<<20
 	log.Info("booting", "image", v.image, "board", v.board.Name, "accel", qemu.Accel(v.board.QEMU.Binary), "forward", v.forward, "lan", o.LANMAC)
@@ -166,9 +170,6 @@ func (v *vmPlan) boot(cmd *cobra.Command, log *slog.Logger, o qemu.Options) erro
 	v.vm = vm
 	if v.info.Role == "server" && len(v.forward) > 0 {
 		go announceAPI(vm, cmd.ErrOrStderr(), v.info.Cluster, v.kubeconfig)
-	}
-	if o.LAN == "" {
-		return waitVM(cmd.Context(), vm)
 	}
 	return nil
 }
@@ -301,7 +302,7 @@ func same(a, b string) bool {
 // forwardsAPI says whether forwards include the API's port on this machine.
 func forwardsAPI(forward []string) bool {
 	for _, f := range forward {
-		if host, _, _ := strings.Cut(f, ":"); host == apiPort {
+		if host, _ := qemu.ForwardPorts(f); host == apiPort {
 			return true
 		}
 	}
@@ -333,7 +334,7 @@ const apiPort = "6443"
 // says so in one sentence if this machine's port is taken.
 func forwardAPI(forward []string) ([]string, error) {
 	for _, f := range forward {
-		if f == apiPort || strings.HasSuffix(f, ":"+apiPort) {
+		if _, guest := qemu.ForwardPorts(f); guest == apiPort {
 			return forward, nil
 		}
 	}

@@ -114,10 +114,7 @@ func Args(o Options, tmp string) (string, []string, error) {
 	if q.NIC != "" {
 		netdev := "user,id=net0"
 		for _, f := range o.Forward {
-			host, guest, ok := strings.Cut(f, ":")
-			if !ok {
-				guest = host
-			}
+			host, guest := ForwardPorts(f)
 			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%s-:%s", host, guest)
 		}
 		if o.Net != "" {
@@ -199,6 +196,16 @@ func Accel(binary string) string {
 	}
 	accelOnce.Store(binary, res)
 	return res
+}
+
+// ForwardPorts splits an Options.Forward entry into this machine's port
+// and the guest's: "8080:80", or "6443" for the same port on both.
+func ForwardPorts(f string) (host, guest string) {
+	host, guest, ok := strings.Cut(f, ":")
+	if !ok {
+		guest = host
+	}
+	return host, guest
 }
 
 // Start boots a VM.

@@ -58,6 +58,21 @@ const (
 	Root   = boot.RootFile
 )
 
+// Place is a file in an image: its partition and its path in that
+// partition's FAT.
+type Place struct {
+	Part int
+	Path string
+}
+
+// InitrdPlaces are where a slot's initramfs lies in an image, whatever its
+// family: on the ESP in the slot's folder (UEFI), or in the slot's own
+// partition (Raspberry Pi). A reader that does not know the family yet
+// (cairn vm, for the build's description) tries them in turn.
+func InitrdPlaces(slot string) []Place {
+	return []Place{{boot.PartBoot, uefiFile(slot, Initrd)}, {boot.SlotPart(slot), Initrd}}
+}
+
 // Disk is where Install writes.
 type Disk interface {
 	// ID is the identifier init finds the disk by (cairn.disk=).

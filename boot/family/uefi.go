@@ -39,7 +39,7 @@ func (uefi) Install(d Disk, s *Slot, slot string) error {
 	files := d.Boot()
 	for _, name := range []string{Kernel, Initrd} {
 		e, _ := s.Files.Get(name)
-		if err := files.Put(slot+"/"+name, e); err != nil {
+		if err := files.Put(uefiFile(slot, name), e); err != nil {
 			return err
 		}
 	}
@@ -114,3 +114,6 @@ func (uefi) Commit(bootDir, slot string) error {
 const loaderConf = "loader/loader.conf"
 
 func entryName(slot string) string { return "cairn-" + slot + ".conf" }
+
+// uefiFile is where a slot's kernel or initramfs lies on the ESP.
+func uefiFile(slot, name string) string { return slot + "/" + name }

@@ -15,7 +15,6 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 
@@ -59,32 +58,25 @@ func buildInfo(p string, r io.ReaderAt, size int64) (boot.BuildInfo, error) {
 	if err != nil {
 		return info, fmt.Errorf("%s: %w: %v", p, ErrNotCairn, err)
 	}
-	places := []struct {
-		part int
-		file string
-	}{
-		{boot.PartBoot, path.Join(boot.SlotA, family.Initrd)},
-		{boot.PartSlotA, family.Initrd},
-	}
-	for _, pl := range places {
-		if pl.part > len(parts) {
+	for _, pl := range family.InitrdPlaces(boot.SlotA) {
+		if pl.Part > len(parts) {
 			continue
 		}
-		pt := parts[pl.part-1]
+		pt := parts[pl.Part-1]
 		fs, err := fat.NewReader(io.NewSectionReader(r, pt.start, pt.size), pt.size)
 		if err != nil {
 			continue
 		}
-		initrd, err := fs.ReadFile(pl.file, maxInitrd)
+		initrd, err := fs.ReadFile(pl.Path, maxInitrd)
 		if errors.Is(err, iofs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return info, fmt.Errorf("%s: %w: partition %d: %v", p, ErrNotCairn, pl.part, err)
+			return info, fmt.Errorf("%s: %w: partition %d: %v", p, ErrNotCairn, pl.Part, err)
 		}
 		raw, err := readInfo(bytes.NewReader(initrd))
 		if err != nil {
-			return info, fmt.Errorf("%s: partition %d, %s: %w", p, pl.part, pl.file, err)
+			return info, fmt.Errorf("%s: partition %d, %s: %w", p, pl.Part, pl.Path, err)
 		}
 		if err := json.Unmarshal(raw, &info); err != nil {
 			return info, fmt.Errorf("%s: %s: %w", p, boot.InfoPath, err)

@@ -14,35 +14,43 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/cluster/join"
 	"github.com/cairn-os/cairn/internal/cli"
 	"github.com/cairn-os/cairn/internal/qemu"
 	"github.com/cairn-os/cairn/internal/registrytest"
 )
 
-// TestCluster boots a server and agents on one LAN (a hub the VMs share,
-// besides each one's own user-mode network), and checks what only a
-// running cluster proves.
+// TestCluster boots a server and agents on one LAN with cairn vm, as a
+// user boots a local cluster, and checks what only a running cluster
+// proves. The server and the agent that joins are the local-cluster
+// examples (configs/examples/lan-*.yaml) with the test's images and
+// manifests added.
 //
-// The server (its datastore SQLite on the data partition, the default)
-// answers its API through a forwarded port with the kubeconfig the build
-// wrote: version, authentication, objects stored, controllers at work, Pod
-// Security admission, the config's manifests applied and kept. An agent
-// whose token has the wrong secret is refused, says so, and retries with
-// back-off; an agent with the cluster's token under the server's node name
-// is refused for the name. An agent with the cluster's token joins, its
-// node password is kept, and it becomes Ready. A Deployment of an image the
-// test builds and bakes in runs behind a Service that a pod of an image the
-// build pulled from a registry reaches by its DNS name; pods on the two
-// nodes reach each other over the VXLAN pod network with their own
-// addresses, a pod on the agent reaches a Service by its DNS name, and
-// kubectl logs and exec reach both kubelets, port-forward the agent's. After a power
-// cut the server's objects are still there and the Deployment serves
-// again. Last, the data partition the server wrote: a Secret is stored
-// encrypted, a ConfigMap is not. (kine on PostgreSQL is tested in
-// cluster/datastore, against a real PostgreSQL.)
+// cairn vm boots the four images on its LAN, each console line prefixed
+// with the image's name, forwards the server's API and says the kubectl
+// line that reaches it; Ctrl-C stops all four. The server (its datastore
+// SQLite on the data partition, the default) answers its API with the
+// kubeconfig the build wrote: version, authentication, objects stored,
+// controllers at work, Pod Security admission, the config's manifests
+// applied and kept. An agent whose token has the wrong secret is refused,
+// says so, and retries with growing back-off; an agent with the cluster's
+// token under the server's node name is refused for the name. An agent
+// with the cluster's token joins, its node password is kept, and it becomes
+// Ready. A Deployment of an image the test builds and bakes in runs behind
+// a Service that a pod of an image the build pulled from a registry
+// reaches by its DNS name; pods on the two nodes reach each other over the
+// VXLAN pod network with their own addresses, a pod on the agent reaches a
+// Service by its DNS name, and kubectl logs and exec reach both kubelets,
+// port-forward the agent's. After a power cut the server, booted alone,
+// still has its objects and the Deployment serves again. Last, the data
+// partition the server wrote: a Secret is stored encrypted, a ConfigMap is
+// not. (kine on PostgreSQL is tested in cluster/datastore, against a real
+// PostgreSQL.)
 func TestCluster(t *testing.T) {
-	need(t, "qemu-system-aarch64", "sfdisk")
-	t.Setenv("CAIRN_CLUSTERS", t.TempDir())
+	needArm64(t, false)
+	need(t, "sfdisk")
+	clusters := t.TempDir()
+	t.Setenv("CAIRN_CLUSTERS", clusters)
 	dir := t.TempDir()
 	hello := filepath.Join(dir, "hello.tar")
 	helloImage(t, "arm64", hello)
@@ -55,134 +63,89 @@ func TestCluster(t *testing.T) {
 		reg.Image("cairn/hello", "", "arm64", []string{"/hello"}, registrytest.File{Path: "hello", Mode: 0o755, Data: helloBinary(t, "arm64")}))
 	pulled := reg.Host + "/cairn/hello:2"
 
-	type node struct{ name, mac, ip, cluster, hostname string } // hostname: name unless set
-	srv := node{"srv", "52:54:00:77:00:01", "192.168.77.1",
-		"  role: server\n  nodeIP: 192.168.77.1\n  images: [hello.tar, " + pulled + "]\n  manifests: [site.yaml]\n", ""}
-	edge := node{"edge", "52:54:00:77:00:02", "192.168.77.2", "  role: agent\n  server: https://192.168.77.1:6443\n  images: [hello.tar]\n", ""}
-	build := func(n node, extra string) string {
-		sub := filepath.Join(dir, n.name)
-		if n.hostname == "" {
-			n.hostname = n.name
-		}
+	// build builds an image named name.img in a folder of its own from
+	// config, with the hello image beside it.
+	build := func(name, config string) string {
+		sub := filepath.Join(dir, name)
 		os.Mkdir(sub, 0o755)
 		if err := os.Link(hello, filepath.Join(sub, "hello.tar")); err != nil {
 			t.Fatal(err)
 		}
-		cfg := fmt.Sprintf("apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: %s\n"+
-			"network:\n  interfaces:\n    - mac: %q\n      addresses: [%s/24]\n    - name: eth*\n"+
-			"cluster:\n  name: lan\n%s%s", n.hostname, n.mac, n.ip, n.cluster, extra)
-		img := buildImage(t, "qemu-arm64", cfg, sub)
+		img := filepath.Join(sub, name+".img")
+		if err := os.Rename(buildImage(t, "qemu-arm64", config, sub), img); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Truncate(img, 3<<30); err != nil {
 			t.Fatal(err)
 		}
 		return img
 	}
-	os.Mkdir(filepath.Join(dir, "srv"), 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "srv", "site.yaml"), []byte(siteManifest), 0o644); err != nil {
+	os.Mkdir(filepath.Join(dir, "server"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "server", "site.yaml"), []byte(siteManifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srvImg := build(srv, "")
+	srvImg := build("server", example(t, "lan-server.yaml")+"  images: [hello.tar, "+pulled+"]\n  manifests: [site.yaml]\n")
 	reg.Stop()
-	edgeImg := build(edge, "")
+	agentConfig := example(t, "lan-agent.yaml") + "  images: [hello.tar]\n"
+	agentImg := build("agent-1", agentConfig)
 	// The cluster's CA, another secret: the agent talks to the server, which turns it away.
-	token, err := os.ReadFile(filepath.Join(os.Getenv("CAIRN_CLUSTERS"), "lan", "token"))
+	token, err := os.ReadFile(filepath.Join(clusters, "local", "token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := node{"bad", "52:54:00:77:00:03", "192.168.77.3", edge.cluster, ""}
 	wrong := regexp.MustCompile(`\.[a-z0-9]+$`).ReplaceAllString(strings.TrimSpace(string(token)), ".0123456789abcdef0123456789abcdef")
-	badImg := build(bad, "  token: "+wrong+"\n")
+	badImg := build("bad", replaceAll(t, agentConfig, "hostname: agent-1", "hostname: bad", "77:00:02", "77:00:03", "192.168.77.2/", "192.168.77.3/")+"  token: "+wrong+"\n")
 	// The cluster's token, but the server's node name: the token alone does
 	// not let a machine take over a node.
-	imp := node{"impostor", "52:54:00:77:00:04", "192.168.77.4", edge.cluster, "srv"}
-	impostorImg := build(imp, "")
+	impostorImg := build("impostor", replaceAll(t, agentConfig, "hostname: agent-1", "hostname: server", "77:00:02", "77:00:04", "192.168.77.2/", "192.168.77.4/"))
 
-	lan, err := qemu.NewLAN()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lan.Close() })
-	port := freePort(t)
-	start := func(img, mac string, forward ...string) *qemu.VM {
-		vm, err := qemu.Start(qemu.Options{Board: board, Image: img, Forward: forward, LAN: lan.Join(), LANMAC: mac})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(vm.Kill)
-		return vm
-	}
-	startServer := func() *qemu.VM {
-		vm := start(srvImg, srv.mac, fmt.Sprintf("%d:6443", port))
-		if _, err := vm.WaitFor(`msg="apiserver ready"`, 0, serverTimeout); err != nil {
-			t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
-		}
-		t.Logf("apiserver ready after %s", vm.Since().Round(time.Second))
-		// init sees cairnd's health (what an update's commit waits for).
-		if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready", 0, time.Minute); err != nil {
-			t.Errorf("%v\nconsole:\n%s", err, vm.Output())
-		}
-		if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready,node=ready", 0, serverTimeout); err != nil {
-			t.Fatalf("the server's node did not become Ready: %v\nconsole:\n%s", err, vm.Output())
-		}
-		t.Logf("server node ready after %s", vm.Since().Round(time.Second))
-		return vm
-	}
-	server := startServer()
+	// The images' order gives their LAN cards 52:54:00:77:00:01 to :04,
+	// which their configs name.
+	vm := startCairnVM(t, nil, srvImg, agentImg, badImg, impostorImg)
+	server, agent := vm.node("server"), vm.node("agent-1")
+	refused, impostor := vm.node("bad"), vm.node("impostor")
+	serverReady(t, server)
+	kubeconfig := filepath.Join(dir, "server", "kubeconfig")
+	vm.kubectl(t, kubeconfig, "server")
 	if !strings.Contains(server.Output(), `msg="datastore ready" backend=sqlite`) {
 		t.Errorf("the server did not say its datastore is SQLite\nconsole:\n%s", server.Output())
 	}
-	// The agents that must be refused boot while the server's API is checked.
-	refused, impostor := start(badImg, bad.mac), start(impostorImg, imp.mac)
-
-	api := newKubeClient(t, filepath.Join(dir, "srv", "kubeconfig"), fmt.Sprintf("https://127.0.0.1:%d", port))
-	kubectl := kubectlFor(t, filepath.Join(dir, "srv", "kubeconfig"), api.base)
+	api := newKubeClient(t, kubeconfig, "https://127.0.0.1:6443")
+	kubectl := kubectlFor(t, kubeconfig, api.base)
 	checkControlPlane(t, server, api)
 	checkManifests(t, server, kubectl)
 
-	// Wrong secret: refused, said on both sides, retried with back-off.
-	// Each refusal is one log line with the server's reason and the wait
-	// before the next try, which grows.
-	const refusal = `msg="joining the server failed; retrying" server=https://192.168.77.1:6443 err="the server refused to let this node join: 401 Unauthorized: the join token's secret is not this cluster's; build the agent with the token from the cluster's secrets folder" in=`
-	for _, wait := range []string{"5s", "10s"} {
-		if _, err := refused.WaitFor(refusal+wait, 0, 5*time.Minute); err != nil {
-			t.Fatalf("the agent with a wrong token did not report its refusal and retry: %v\nconsole:\n%s", err, refused.Output())
-		}
-	}
-	if !strings.Contains(server.Output(), "join refused: wrong token secret") {
-		t.Errorf("the server did not log the refusal\nconsole:\n%s", server.Output())
-	}
-	if strings.Contains(refused.Output(), "joined the server") {
-		t.Error("the agent with a wrong token joined")
-	}
-	refused.Kill()
-
-	// The right token under the server's node name: refused for the name,
-	// which belongs to the servers (the apiserver's certificate has it).
-	if _, err := impostor.WaitFor(`403 Forbidden: the name or address belongs to the cluster's servers: no agent may join as node`, 0, 5*time.Minute); err != nil {
-		t.Fatalf("an agent taking the server's node name was not refused: %v\nconsole:\n%s", err, impostor.Output())
-	}
-	if !regexp.MustCompile(`join refused: reserved name or address" from=\S+ node=srv `).MatchString(server.Output()) {
-		t.Errorf("the server did not log the refusal\nconsole:\n%s", server.Output())
-	}
-	impostor.Kill()
-
-	agent := start(edgeImg, edge.mac)
 	if _, err := agent.WaitFor(`msg="joined the server"`, 0, 5*time.Minute); err != nil {
 		t.Fatalf("the agent did not join: %v\nconsole:\n%s\nserver console:\n%s", err, agent.Output(), server.Output())
 	}
 	if _, err := agent.WaitFor("health: cluster healthy status=node=ready", 0, serverTimeout); err != nil {
 		t.Fatalf("the agent's node did not become Ready: %v\nconsole:\n%s", err, agent.Output())
 	}
-	t.Logf("agent node ready after %s", agent.Since().Round(time.Second))
-	if _, err := agent.WaitFor(`msg="route to a node's pods" node=srv podCIDR=10.42.0.0/24`, 0, 2*time.Minute); err != nil {
+	t.Logf("agent node ready after %s", time.Since(vm.started).Round(time.Second))
+	// The nodes' pod networks are 10.42.N.0/24, in the order they
+	// registered, which the concurrent boot leaves open.
+	cidrs := map[string]string{}
+	for _, n := range []string{"server", "agent-1"} {
+		cidrs[n] = kubectl.must("get", "node", n, "-o", "jsonpath={.spec.podCIDR}")
+		if !regexp.MustCompile(`^10\.42\.\d+\.0/24$`).MatchString(cidrs[n]) {
+			t.Errorf("node %s has pod network %q", n, cidrs[n])
+		}
+	}
+	if cidrs["server"] == cidrs["agent-1"] {
+		t.Errorf("both nodes have pod network %s", cidrs["server"])
+	}
+	if _, err := agent.WaitFor(`msg="route to a node's pods" node=server podCIDR=`+cidrs["server"]+` via=192.168.77.1`, 0, 2*time.Minute); err != nil {
 		t.Errorf("the agent has no route to the server's pods: %v\nconsole:\n%s", err, agent.Output())
+	}
+	if !regexp.MustCompile(`msg="node joined" node=agent-1 ips=\S*192\.168\.77\.2`).MatchString(server.Output()) {
+		t.Errorf("the server did not log the join over the LAN\nconsole:\n%s", server.Output())
 	}
 
 	// The join kept the agent's node password (a hash) for its next joins.
-	if out := kubectl.must("get", "secret", "-n", "kube-system", "edge.node-password.cairn", "-o", "jsonpath={.data.hash}"); len(out) < 64 {
-		t.Errorf("the edge node's password Secret: %q", out)
+	if out := kubectl.must("get", "secret", "-n", "kube-system", "agent-1.node-password.cairn", "-o", "jsonpath={.data.hash}"); len(out) < 64 {
+		t.Errorf("the agent's node password Secret: %q", out)
 	}
-	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {.spec.podCIDR}{\"\\n\"}{end}"); !strings.Contains(out, "srv=True 10.42.0.0/24") || !regexp.MustCompile(`edge=True 10\.42\.\d+\.0/24`).MatchString(out) {
+	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"); strings.TrimSpace(out) != "agent-1=True\nserver=True" {
 		t.Errorf("nodes:\n%s", out)
 	}
 	// Every node says which system it runs, for kubectl get nodes -L.
@@ -200,7 +163,7 @@ func TestCluster(t *testing.T) {
 		for _, n := range nodes.Items {
 			versions[n.Metadata.Name] = n.Metadata.Labels["cairn.dev/os-version"]
 		}
-		return versions["srv"] == cli.Version && versions["edge"] == cli.Version
+		return versions["server"] == cli.Version && versions["agent-1"] == cli.Version
 	})
 
 	// The server's node runs a Deployment from the baked image, with no
@@ -209,7 +172,7 @@ func TestCluster(t *testing.T) {
 	if out, err := kubectl.run("rollout", "status", "deployment/hello", "--timeout=10m"); err != nil {
 		t.Fatalf("deployment: %v\n%s\nconsole:\n%s", err, out, server.Output())
 	}
-	runClient(t, kubectl, "client-1", "srv", pulled, "http://hello.default.svc.cluster.local/", "hello from hello-")
+	runClient(t, kubectl, "client-1", "server", pulled, "http://hello.default.svc.cluster.local/", "hello from hello-")
 	if out := kubectl.must("logs", "deployment/hello"); !strings.Contains(out, "hello: serving on :8080") || !strings.Contains(out, "GET /") {
 		t.Errorf("kubectl logs of the server's pod: %q", out)
 	}
@@ -217,7 +180,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("kubectl exec on the server: %q", out)
 	}
 
-	kubectl.must("apply", "-f", writeManifest(t, dir, webPod("web-srv", "srv")+"---\n"+webPod("web-edge", "edge")+`---
+	kubectl.must("apply", "-f", writeManifest(t, dir, webPod("web-srv", "server")+"---\n"+webPod("web-edge", "agent-1")+`---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -232,9 +195,9 @@ spec:
 	srvPod, edgePod := ipOf("web-srv"), ipOf("web-edge")
 
 	// Across nodes both ways, by pod address, and by Service name from the agent.
-	startClient(kubectl, "from-edge", "edge", "cairn.test/hello:1", "http://"+srvPod+":8080/from-edge", "hello from web-srv")
-	startClient(kubectl, "from-srv", "srv", "cairn.test/hello:1", "http://"+edgePod+":8080/from-srv", "hello from web-edge")
-	startClient(kubectl, "dns-edge", "edge", "cairn.test/hello:1", "http://web.default.svc.cluster.local/by-name", "hello from web-srv")
+	startClient(kubectl, "from-edge", "agent-1", "cairn.test/hello:1", "http://"+srvPod+":8080/from-edge", "hello from web-srv")
+	startClient(kubectl, "from-srv", "server", "cairn.test/hello:1", "http://"+edgePod+":8080/from-srv", "hello from web-edge")
+	startClient(kubectl, "dns-edge", "agent-1", "cairn.test/hello:1", "http://web.default.svc.cluster.local/by-name", "hello from web-srv")
 	for _, c := range []string{"from-edge", "from-srv", "dns-edge"} {
 		waitSucceeded(t, kubectl, c)
 	}
@@ -266,12 +229,62 @@ spec:
 		return strings.Contains(string(body), "hello from web-edge")
 	})
 
-	// Power cut of the server (the agent goes first, so that the server
-	// boots alone); the objects live on the data partition.
-	agent.Kill()
+	// Wrong secret: refused, said on both sides, retried with back-off.
+	// Each refusal is one log line with the server's reason and the wait
+	// before the next try, which grows up to its bound. (The agent booted
+	// with the server, so its back-off may have grown while the API was
+	// not yet up.)
+	refusal := regexp.MustCompile(`msg="joining the server failed; retrying" server=https://192\.168\.77\.1:6443 err="the server refused to let this node join: 401 Unauthorized: the join token's secret is not this cluster's; build the agent with the token from the cluster's secrets folder" in=(\S+)`)
+	var waits []time.Duration
+	eventually(t, 5*time.Minute, "two refusals of the agent with a wrong token", func() bool {
+		waits = waits[:0]
+		for _, m := range refusal.FindAllStringSubmatch(refused.Output(), -1) {
+			d, err := time.ParseDuration(m[1])
+			if err != nil {
+				t.Fatalf("a refusal's wait %q: %v", m[1], err)
+			}
+			waits = append(waits, d)
+		}
+		return len(waits) >= 2
+	})
+	if w0, w1 := waits[0], waits[1]; w1 <= w0 && w0 < join.Backoff.Max {
+		t.Errorf("the agent with a wrong token waited %s, then %s: its back-off does not grow", w0, w1)
+	}
+	if !strings.Contains(server.Output(), "join refused: wrong token secret") {
+		t.Errorf("the server did not log the refusal\nconsole:\n%s", server.Output())
+	}
+	if strings.Contains(refused.Output(), "joined the server") {
+		t.Error("the agent with a wrong token joined")
+	}
+	// The right token under the server's node name: refused for the name,
+	// which belongs to the servers (the apiserver's certificate has it).
+	if _, err := impostor.WaitFor(`403 Forbidden: the name or address belongs to the cluster's servers: no agent may join as node`, 0, 5*time.Minute); err != nil {
+		t.Fatalf("an agent taking the server's node name was not refused: %v\nconsole:\n%s", err, impostor.Output())
+	}
+	if !regexp.MustCompile(`join refused: reserved name or address" from=\S+ node=server `).MatchString(server.Output()) {
+		t.Errorf("the server did not log the refusal\nconsole:\n%s", server.Output())
+	}
+	for _, n := range []*lanConsole{server, agent, refused, impostor} {
+		if !strings.Contains(n.Output(), "\ncairn: ready slot=a") {
+			t.Errorf("the console of %s, its lines prefixed %q, lacks cairn: ready", n.name, n.prefix)
+		}
+	}
+
+	// Ctrl-C: a power cut of all four. The server then boots alone, on a
+	// LAN of its own; its objects live on the data partition.
 	before := helloPods(t, api)
-	server.Kill()
-	server = startServer()
+	vm.interrupt(t)
+	lan, err := qemu.NewLAN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lan.Close() })
+	alone, err := qemu.Start(qemu.Options{Board: board, Image: srvImg, Forward: []string{"6443"}, LAN: lan.Join(), LANMAC: "52:54:00:77:00:01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(alone.Kill)
+	serverReady(t, alone)
 	var cm struct{ Data map[string]string }
 	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/kept", nil, 200, &cm)
 	if cm.Data["v"] != "plain-configmap-value-4711" {
@@ -291,8 +304,8 @@ spec:
 	})
 	// The short name, through the search path. The pod succeeds only if the
 	// answer came from the hello pod; it logs where the answer came from.
-	runClient(t, kubectl, "client-2", "srv", "cairn.test/hello:1", "http://hello/", "hello from hello-")
-	server.Kill()
+	runClient(t, kubectl, "client-2", "server", "cairn.test/hello:1", "http://hello/", "hello from hello-")
+	alone.Kill()
 
 	_, parts := partitions(t, srvImg)
 	data, err := os.ReadFile(extract(t, srvImg, parts[3]))
@@ -302,7 +315,7 @@ spec:
 	if !bytes.Contains(data, []byte("plain-configmap-value-4711")) {
 		t.Error("the config map is not in the datastore on the data partition")
 	}
-	if !bytes.Contains(data, []byte("/registry/minions/edge")) {
+	if !bytes.Contains(data, []byte("/registry/minions/agent-1")) {
 		t.Error("the agent's Node is not in the datastore on the data partition")
 	}
 	if bytes.Contains(data, []byte("secret-value-must-not-be-on-disk-0815")) {
@@ -311,6 +324,45 @@ spec:
 	if !bytes.Contains(data, []byte("k8s:enc:secretbox:v1:cairn-1")) {
 		t.Error("no secretbox-encrypted object in the datastore")
 	}
+}
+
+// serverReady waits for a server's API and its node to be ready, as init
+// sees them through cairnd's health (what an update's commit waits for).
+func serverReady(t *testing.T, vm console) {
+	t.Helper()
+	start := time.Now()
+	if _, err := vm.WaitFor(`msg="apiserver ready"`, 0, serverTimeout); err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
+	}
+	t.Logf("apiserver ready after %s of waiting", time.Since(start).Round(time.Second))
+	if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready", 0, time.Minute); err != nil {
+		t.Errorf("%v\nconsole:\n%s", err, vm.Output())
+	}
+	if _, err := vm.WaitFor("health: cluster healthy status=apiserver=ready,node=ready", 0, serverTimeout); err != nil {
+		t.Fatalf("the server's node did not become Ready: %v\nconsole:\n%s", err, vm.Output())
+	}
+	t.Logf("server node ready after %s of waiting", time.Since(start).Round(time.Second))
+}
+
+// example is a config of configs/examples.
+func example(t *testing.T, name string) string {
+	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// replaceAll replaces each old with its new in s, each of which must be there.
+func replaceAll(t *testing.T, s string, oldNew ...string) string {
+	t.Helper()
+	for i := 0; i < len(oldNew); i += 2 {
+		if !strings.Contains(s, oldNew[i]) {
+			t.Fatalf("no %q in the config to replace:\n%s", oldNew[i], s)
+		}
+		s = strings.ReplaceAll(s, oldNew[i], oldNew[i+1])
+	}
+	return s
 }
 
 // webPod is a pod of the hello image serving on 8080 on a given node.

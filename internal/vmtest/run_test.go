@@ -2,6 +2,7 @@ package vmtest
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -53,36 +54,6 @@ func TestMakeRun(t *testing.T) {
 	vm.interrupt(t)
 }
 
-// TestLocalCluster boots the server and the agent of the LAN examples
-// with one cairn vm: both on its LAN, each console line prefixed with the
-// image's name, the server's API forwarded; the agent joins over the LAN.
-//
-// It is not parallel: it forwards port 6443 as TestMakeRun does, and its
-// two VMs keep both cores busy.
-func TestLocalCluster(t *testing.T) {
-	needArm64(t, false)
-	dir := t.TempDir()
-	env := []string{"CAIRN_CLUSTERS=" + filepath.Join(dir, "clusters")}
-	var imgs []string
-	for _, name := range []string{"server", "agent"} {
-		img := filepath.Join(dir, name+".img")
-		out, err := cairnProgram(t, env, "build", "--config", "../../configs/examples/lan-"+name+".yaml", "--output", img, "--bin-dir", deviceBinaries(t))
-		if err != nil {
-			t.Fatalf("cairn build: %v\n%s", err, out)
-		}
-		imgs = append(imgs, img)
-	}
-	vm := startCairnVM(t, env, imgs...)
-	vm.kubectl(t, filepath.Join(dir, "kubeconfig"), "server", "agent-1")
-	for _, want := range []string{`(?m)^server \| cairn: ready slot=a`, `(?m)^agent  \| cairn: ready slot=a`,
-		`(?m)^server \| .*msg="node joined" node=agent-1 ips=\S*192\.168\.77\.2`} {
-		if !regexp.MustCompile(want).MatchString(vm.console.String()) {
-			t.Errorf("the consoles lack a line like %s", want)
-		}
-	}
-	vm.interrupt(t)
-}
-
 func needArm64(t *testing.T, parallel bool) {
 	board, err := boards.Get("qemu-arm64")
 	if err != nil {
@@ -98,13 +69,14 @@ func needArm64(t *testing.T, parallel bool) {
 // own as a terminal's foreground job is.
 type cairnVM struct {
 	cmd           *exec.Cmd
+	started       time.Time
 	console, said syncBuffer // its stdout and stderr
 	exited        chan error
 }
 
 func startCairnVM(t *testing.T, env []string, images ...string) *cairnVM {
 	t.Helper()
-	v := &cairnVM{exited: make(chan error, 1)}
+	v := &cairnVM{exited: make(chan error, 1), started: time.Now()}
 	v.cmd = exec.Command(filepath.Join(deviceBinaries(t), "cairn"), append([]string{"vm"}, images...)...)
 	v.cmd.Env = append(v.cmd.Environ(), env...)
 	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -191,4 +163,60 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// console is what a test reads of a VM's console: a qemu.VM's, or one of
+// cairn vm's VMs'.
+type console interface {
+	Output() string
+	WaitFor(s string, from int, timeout time.Duration) (int, error)
+}
+
+// lanConsole is the console of one of the VMs cairn vm boots on its LAN:
+// the lines of its output that carry the VM's prefix, without it.
+type lanConsole struct {
+	v            *cairnVM
+	name, prefix string
+}
+
+// node is the console of the VM named name (after its image file).
+func (v *cairnVM) node(name string) *lanConsole {
+	return &lanConsole{v: v, name: name, prefix: name + " "}
+}
+
+func (c *lanConsole) Output() string {
+	var b strings.Builder
+	for line := range strings.Lines(c.v.console.String()) {
+		rest, ok := strings.CutPrefix(line, c.prefix)
+		if !ok {
+			continue
+		}
+		if rest, ok = strings.CutPrefix(strings.TrimLeft(rest, " "), "| "); ok {
+			b.WriteString(rest)
+		}
+	}
+	return b.String()
+}
+
+// WaitFor is qemu.VM's WaitFor, polling the output.
+func (c *lanConsole) WaitFor(s string, from int, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		out := c.Output()
+		if from <= len(out) {
+			if i := strings.Index(out[from:], s); i >= 0 {
+				return from + i + len(s), nil
+			}
+		}
+		select {
+		case err := <-c.v.exited:
+			c.v.exited <- err
+			return 0, fmt.Errorf("cairn vm stopped (%v) before %s printed %q", err, c.name, s)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no %q on the console of %s within %s", s, c.name, timeout)
+		}
+		time.Sleep(time.Second)
+	}
 }

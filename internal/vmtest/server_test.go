@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/cluster/identity"
-	"github.com/cairn-os/cairn/internal/qemu"
 )
 
 // serverTimeout bounds the control plane's start under software emulation.
@@ -24,7 +23,7 @@ const serverTimeout = 20 * time.Minute
 // version, authentication, objects stored, the controller manager at work,
 // and Pod Security admission. It leaves a ConfigMap and a Secret that
 // TestCluster looks for after a power cut and on the data partition.
-func checkControlPlane(t *testing.T, vm *qemu.VM, api *kubeClient) {
+func checkControlPlane(t *testing.T, vm console, api *kubeClient) {
 	t.Helper()
 	var version struct{ GitVersion string }
 	api.json(t, "GET", "/version", nil, 200, &version)
@@ -76,7 +75,7 @@ data: {zone: a}
 // checkManifests: the config's manifests are applied at start, an object
 // deleted by hand comes back, and an object the server applied before but
 // no manifest has any more is deleted, while one it did not apply is not.
-func checkManifests(t *testing.T, vm *qemu.VM, kubectl kubectl) {
+func checkManifests(t *testing.T, vm console, kubectl kubectl) {
 	t.Helper()
 	if _, err := vm.WaitFor(`msg="manifests applied" objects=3`, 0, 5*time.Minute); err != nil {
 		t.Errorf("%v\nconsole:\n%s", err, vm.Output())

@@ -31,13 +31,16 @@ func helloImage(t *testing.T, arch, out string) {
 }
 
 // helloBinary builds testdata/hello for arch.
-func helloBinary(t *testing.T, arch string) []byte {
+func helloBinary(t *testing.T, arch string) []byte { return testProgram(t, "hello", arch) }
+
+// testProgram builds testdata/NAME, statically, for Linux on arch.
+func testProgram(t *testing.T, name, arch string) []byte {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hello")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/hello")
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the test workload: %v\n%s", err, b)
+		t.Fatalf("building testdata/%s: %v\n%s", name, err, b)
 	}
 	data, err := os.ReadFile(bin)
 	if err != nil {
@@ -56,7 +59,7 @@ spec:
   template:
     metadata: {labels: {app: hello}}
     spec:
-      nodeSelector: {kubernetes.io/hostname: srv}
+      nodeSelector: {kubernetes.io/hostname: server}
       containers:
       - name: hello
         image: cairn.test/hello:1

@@ -113,22 +113,29 @@ func TestKubeletSysctlsWarn(t *testing.T) {
 	}
 }
 
-func TestSectionsNotUsedYetWarn(t *testing.T) {
-	doc := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  wifi:\n    - ssid: lab\nupdate:\n  url: https://updates.lan/\n"
+func TestWiFiChecks(t *testing.T) {
+	doc := "apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  wifi:\n    - ssid: lab\n"
 	_, warns, err := Parse("t.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{
-		"t.yaml:5:5: network.wifi: Wi-Fi is not used yet by this version of Cairn",
+	if len(warns) != 1 || !strings.Contains(warns[0].String(), "network.wifiCountry: no country is set") {
+		t.Errorf("a network without a country: warnings %v", warns)
 	}
-	if len(warns) != len(want) {
-		t.Fatalf("warnings %v", warns)
-	}
-	for i, w := range want {
-		if !strings.HasPrefix(warns[i].String(), w) {
-			t.Errorf("got  %q\nwant %q", warns[i], w)
+	for _, c := range []struct{ doc, want string }{
+		{"network:\n  wifiCountry: de\n", `network.wifiCountry: "de" is not a country code`},
+		{"network:\n  wifiCountry: DEU\n", `network.wifiCountry: "DEU" is not a country code`},
+		{"network:\n  wifi:\n    - {ssid: lab, psk: \"caf\u00e9 au lait\"}\n", "network.wifi[0].psk: a WPA passphrase is printable ASCII"},
+		{"network:\n  wifi:\n    - {ssid: lab, psk: short}\n", "network.wifi[0].psk: a WPA passphrase is 8 to 63 characters long, this one is 5"},
+		{"network:\n  wifi:\n    - {ssid: lab}\n    - {ssid: lab, hidden: true}\n", `network.wifi[1].ssid: "lab" is listed twice`},
+	} {
+		_, _, err := Parse("t.yaml", []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\n"+c.doc))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.doc, err, c.want)
 		}
+	}
+	if _, warns, err := Parse("t.yaml", []byte("apiVersion: cairn.dev/v1alpha1\nkind: Node\nnetwork:\n  wifiCountry: GB\n  wifi:\n    - {ssid: lab, psk: '\"quoted\" #1', hidden: true}\n")); err != nil || len(warns) != 0 {
+		t.Errorf("a good Wi-Fi config: %v %v", warns, err)
 	}
 }
 

@@ -24,9 +24,10 @@ type Node struct {
 
 // Network configures interfaces and name resolution.
 type Network struct {
-	Interfaces []Interface `yaml:"interfaces,omitempty" jsonschema_description:"Interfaces by name or match; the first entry that matches an interface configures it."`
-	DNS        DNS         `yaml:"dns,omitempty" jsonschema_description:"Resolver settings merged with those learnt by DHCP."`
-	WiFi       []WiFi      `yaml:"wifi,omitempty" jsonschema_description:"Wi-Fi networks (not used yet: this version brings up no Wi-Fi, and validation warns when this is set)."`
+	Interfaces  []Interface `yaml:"interfaces,omitempty" jsonschema_description:"Interfaces by name or match; the first entry that matches an interface configures it."`
+	DNS         DNS         `yaml:"dns,omitempty" jsonschema_description:"Resolver settings merged with those learnt by DHCP."`
+	WiFi        []WiFi      `yaml:"wifi,omitempty" jsonschema_description:"Wi-Fi networks, the most preferred first. The node joins the first one it finds (WPA2-PSK, WPA3-SAE or open) on every Wi-Fi link that interfaces covers, and then gets its address as that link's entry says (default DHCPv4)."`
+	WiFiCountry string      `yaml:"wifiCountry,omitempty" jsonschema_description:"Where the node's radio is, as an ISO 3166 country code (DE, US, GB): the channels and power its law allows. Default: the world domain, which leaves out some channels."`
 }
 
 // Interface configures one or more links.
@@ -48,8 +49,9 @@ type DNS struct {
 
 // WiFi is one wireless network.
 type WiFi struct {
-	SSID string `yaml:"ssid" jsonschema:"required" jsonschema_description:"Network name (1 to 32 bytes)."`
-	PSK  string `yaml:"psk,omitempty" jsonschema_description:"WPA2 passphrase (8 to 63 characters); empty for an open network."`
+	SSID   string `yaml:"ssid" jsonschema:"required" jsonschema_description:"Network name (1 to 32 bytes)."`
+	PSK    string `yaml:"psk,omitempty" jsonschema_description:"Passphrase (8 to 63 printable ASCII characters), for WPA2-PSK and WPA3-SAE alike; empty for an open network."`
+	Hidden bool   `yaml:"hidden,omitempty" jsonschema_description:"The network does not broadcast its name, so the node asks for it by name."`
 }
 
 // Time configures the clock.

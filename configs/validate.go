@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/cairn-os/cairn/boot"
 )
@@ -137,8 +138,8 @@ func (k *checker) network(nw *Network) {
 			k.err(fmt.Sprintf("network.dns.search[%d]", i), "%q is not a domain name", s)
 		}
 	}
-	if len(nw.WiFi) > 0 {
-		k.warn("network.wifi", "Wi-Fi is not used yet by this version of Cairn, so the node joins none of these networks; connect it by Ethernet")
+	if c := nw.WiFiCountry; c != "" && !countryRE.MatchString(c) {
+		k.err("network.wifiCountry", "%q is not a country code; use the two capital letters of ISO 3166 (DE, US, GB)", c)
 	}
 	seen := map[string]bool{}
 	for i, w := range nw.WiFi {
@@ -151,10 +152,18 @@ func (k *checker) network(nw *Network) {
 		}
 		seen[w.SSID] = true
 		if l := len(w.PSK); l != 0 && (l < 8 || l > 63) {
-			k.err(p+".psk", "a WPA2 passphrase is 8 to 63 characters long, this one is %d", l)
+			k.err(p+".psk", "a WPA passphrase is 8 to 63 characters long, this one is %d", l)
+		} else if strings.IndexFunc(w.PSK, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 {
+			k.err(p+".psk", "a WPA passphrase is printable ASCII (space to ~); this one has another character")
 		}
 	}
+	if len(nw.WiFi) > 0 && nw.WiFiCountry == "" {
+		k.warn("network.wifiCountry", "no country is set, so the radio keeps to the world domain and leaves out channels (12 and 13, most of 5 GHz) that your access point may use; set the country the node is in")
+	}
 }
+
+// countryRE is an ISO 3166 alpha-2 code, or 00 for the world domain.
+var countryRE = regexp.MustCompile(`^([A-Z]{2}|00)$`)
 
 func (k *checker) gateway(p string, gw IP, addrs []Prefix, v4 bool) {
 	if !gw.IsValid() {

@@ -39,11 +39,15 @@ type Profile struct {
 	// ModuleTrees are kernel/ subtrees copied whole into the root so that
 	// hardware found at run time has its driver.
 	ModuleTrees []string `yaml:"moduleTrees"`
-	Watchdog    string   `yaml:"watchdog"` // module name; empty when the board has none
-	Squashfs    string   `yaml:"squashfs"` // compression: zstd, gzip, xz
-	Layout      Layout   `yaml:"layout"`
-	QEMU        *QEMU    `yaml:"qemu"`
-	NeedsRepo   string   `yaml:"needsRepository"` // said when the kernel package is missing
+	// WiFi is the board's radio, when it has one: images for it carry
+	// wpa_supplicant and the radio's firmware whether or not the config
+	// names a network, so that a card's cairn.yaml can add one.
+	WiFi      *WiFi  `yaml:"wifi"`
+	Watchdog  string `yaml:"watchdog"` // module name; empty when the board has none
+	Squashfs  string `yaml:"squashfs"` // compression: zstd, gzip, xz
+	Layout    Layout `yaml:"layout"`
+	QEMU      *QEMU  `yaml:"qemu"`
+	NeedsRepo string `yaml:"needsRepository"` // said when the kernel package is missing
 }
 
 // Kernel names the kernel package.
@@ -56,6 +60,13 @@ type Kernel struct {
 type Files struct {
 	Package string            `yaml:"package"`
 	Map     map[string]string `yaml:"files"`
+}
+
+// WiFi names the firmware a board's radio loads from /lib/firmware: the
+// files of a package that match the patterns (path.Match, in the package).
+type WiFi struct {
+	Package  string   `yaml:"package"`
+	Firmware []string `yaml:"firmware"`
 }
 
 // Layout gives partition sizes in MiB.
@@ -145,6 +156,16 @@ func (p *Profile) Validate() error {
 		for src, dst := range f.Map {
 			if path.IsAbs(dst) || strings.Contains(dst, "..") || src == "" {
 				bad("firmware %s: %q -> %q must map a package path to a relative destination", f.Package, src, dst)
+			}
+		}
+	}
+	if w := p.WiFi; w != nil {
+		if w.Package == "" || len(w.Firmware) == 0 {
+			bad("wifi: name the firmware package and its files")
+		}
+		for _, f := range w.Firmware {
+			if _, err := path.Match(f, ""); err != nil || !strings.HasPrefix(f, "lib/firmware/") || strings.Contains(f, "..") {
+				bad("wifi.firmware %q: want a pattern under lib/firmware/", f)
 			}
 		}
 	}

@@ -221,6 +221,20 @@ func (b *builder) packages(ctx context.Context) error {
 	if b.isCluster() {
 		pkgs = append(slices.Clone(pkgs), clusterPackages...)
 	}
+	if b.hasWiFi() {
+		pkgs = append(slices.Clone(pkgs), wifiPackages...)
+	}
+	if w := p.WiFi; w != nil {
+		fp, err := b.sup.lookup(w.Package, "the Wi-Fi firmware is in Debian's non-free-firmware component")
+		if err != nil {
+			return err
+		}
+		dir, err := b.sup.unpack(ctx, fp)
+		if err != nil {
+			return err
+		}
+		b.userDirs = append(b.userDirs, dir)
+	}
 	closure, err := ix.Closure(pkgs)
 	if err != nil {
 		return fmt.Errorf("userland: %w", err)

@@ -62,6 +62,13 @@ func fakeDebs(t *testing.T, dir string, builtin []string) {
 		"iptables":                    {exe("./usr/sbin/xtables-nft-multi"), debtest.File("./usr/lib/aarch64-linux-gnu/xtables/libxt_comment.so", "extension")},
 		"mount":                       {exe("./bin/mount"), exe("./bin/umount")},
 		"netbase":                     {debtest.File("./etc/protocols", "tcp 6 TCP\n"), debtest.File("./etc/services", "http 80/tcp\n")},
+		"wpasupplicant":               {exe("./sbin/wpa_supplicant")},
+		"wireless-regdb":              {debtest.File("./lib/firmware/regulatory.db-debian", "regdb"), debtest.File("./lib/firmware/regulatory.db.p7s-debian", "signature")},
+		"firmware-brcm80211": {
+			debtest.File("./lib/firmware/brcm/brcmfmac43455-sdio.raspberrypi,4-model-b.txt", "nvram"), debtest.File("./lib/firmware/cypress/cyfmac43455-sdio.bin", "43455"),
+			debtest.File("./lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt", "nvram"), debtest.File("./lib/firmware/cypress/cyfmac43430-sdio.bin", "43430"),
+			debtest.File("./lib/firmware/brcm/brcmfmac4356-pcie.bin", "not a Pi's"),
+		},
 	}
 	for name, files := range pkgs {
 		control := fmt.Sprintf("Package: %s\nVersion: 1.0\nArchitecture: arm64\n", name)
@@ -101,7 +108,7 @@ func TestGoldenImages(t *testing.T) {
 		p, _ := boards.Get(name)
 		builtin = slices.Concat(builtin, p.InitramfsModules, p.Modules)
 	}
-	fakeDebs(t, debs, slices.Concat(builtin, clusterModules))
+	fakeDebs(t, debs, slices.Concat(builtin, clusterModules, wifiModules))
 	fakeBinaries(t, bins)
 	for _, tc := range []struct{ board, kind, config string }{
 		{"qemu-arm64", "node", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: golden\n"},

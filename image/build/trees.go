@@ -18,10 +18,7 @@ import (
 
 func (b *builder) buildInfo() boot.BuildInfo {
 	p := b.o.Board
-	mods := slices.Concat(p.Modules, b.o.Config.Modules)
-	if b.isCluster() {
-		mods = append(mods, clusterModules...)
-	}
+	mods := slices.Concat(p.Modules, b.o.Config.Modules, b.featureModules())
 	info := boot.BuildInfo{Board: p.Name, Family: p.Family, Arch: b.arch, Version: b.o.Version, Kernel: b.kernel.Version,
 		Epoch: b.o.Epoch.Unix(), Modules: mods, Watchdog: p.Watchdog, MinData: int64(p.Layout.Data) << 20}
 	if b.isCluster() {
@@ -36,16 +33,26 @@ func (b *builder) addInfo(t *fstree.Tree) error {
 	return t.AddData(boot.InfoPath, 0o644, append(info, '\n'))
 }
 
+// featureModules are the modules what the image runs needs, loaded at
+// boot: a cluster's, Wi-Fi's ciphers.
+func (b *builder) featureModules() []string {
+	var mods []string
+	if b.isCluster() {
+		mods = append(mods, clusterModules...)
+	}
+	if b.hasWiFi() {
+		mods = append(mods, wifiModules...)
+	}
+	return mods
+}
+
 // modules returns the module files for the initramfs and for the root.
 func (b *builder) modules() (initrd, root []string, err error) {
 	p := b.o.Board
 	if initrd, err = b.kernel.Closure(p.InitramfsModules); err != nil {
 		return nil, nil, fmt.Errorf("board %s initramfsModules: %w", p.Name, err)
 	}
-	names := slices.Concat(p.InitramfsModules, p.Modules, b.o.Config.Modules)
-	if b.isCluster() {
-		names = append(names, clusterModules...)
-	}
+	names := slices.Concat(p.InitramfsModules, p.Modules, b.o.Config.Modules, b.featureModules())
 	for _, t := range p.ModuleTrees {
 		names = append(names, b.kernel.Under(t)...)
 	}
@@ -123,6 +130,14 @@ func (b *builder) rootTree(mods []string) (*fstree.Tree, error) {
 		want = append(slices.Clone(want), expandFiles(b.userDirs, clusterFiles)...)
 		if err := b.addClusterTree(t); err != nil {
 			return nil, err
+		}
+	}
+	if b.hasWiFi() {
+		want = append(slices.Clone(want), b.wifiWant()...)
+		for link, target := range regdbLinks {
+			if err := t.Symlink(link, target); err != nil {
+				return nil, err
+			}
 		}
 	}
 	files, err := libClosure(b.userDirs, b.arch, want)

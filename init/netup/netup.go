@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -154,10 +155,17 @@ func match(ifs []configs.Interface, l netlink.Link) *configs.Interface {
 // Ethernet-looking link.
 var defaultIface = configs.Interface{Name: "*"}
 
+// Joiner starts joining the config's Wi-Fi networks on a wireless link,
+// and returns a channel that receives each time the link joins one.
+type Joiner func(iface string) (<-chan struct{}, error)
+
 // Up configures every link the config covers. Static links are set up at
 // once; DHCP links get a lease (waiting up to wait for the first one) and
-// keep renewing it in the background until ctx ends.
-func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, wait time.Duration) error {
+// keep renewing it in the background until ctx ends. A wireless link is
+// covered only when the config lists Wi-Fi networks: join starts joining
+// them, and the link asks for a lease each time it joins one. Up succeeds
+// once every link has its address, or at the end of wait when one has.
+func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, wait time.Duration, join Joiner) error {
 	lo, err := netlink.LinkByName("lo")
 	if err == nil {
 		netlink.LinkSetUp(lo)
@@ -170,8 +178,9 @@ func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, w
 	if len(ifs) == 0 {
 		ifs = []configs.Interface{defaultIface}
 	}
-	var wg sync.WaitGroup
-	configured := 0
+	configured, static, waiting := 0, 0, 0
+	var radios []string // the Wi-Fi links
+	covered := false    // one of them is in the config
 	errs := make(chan error, len(links))
 	for _, l := range links {
 		a := l.Attrs()
@@ -179,9 +188,14 @@ func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, w
 			continue
 		}
 		c := match(ifs, l)
-		if c == nil {
+		radio := wireless(a.Name)
+		if radio {
+			radios = append(radios, a.Name)
+		}
+		if c == nil || radio && len(cfg.WiFi) == 0 {
 			continue
 		}
+		covered = covered || radio
 		configured++
 		if c.MTU > 0 {
 			if err := netlink.LinkSetMTU(l, c.MTU); err != nil {
@@ -193,45 +207,103 @@ func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, w
 		}
 		dhcp := c.DHCP4 == nil && len(c.Addresses) == 0 || c.DHCP4 != nil && *c.DHCP4
 		if len(c.Addresses) > 0 {
-			if err := static(l, c, st); err != nil {
+			if err := setStatic(l, c, st); err != nil {
 				return fmt.Errorf("%s: %w", a.Name, err)
 			}
 			log.Info("static address", "iface", a.Name, "addr", c.Addresses[0].String())
+			static++
+		}
+		var joined <-chan struct{}
+		if radio {
+			if joined, err = join(a.Name); err != nil {
+				log.Error("Wi-Fi", "iface", a.Name, "err", err)
+				continue
+			}
 		}
 		if dhcp {
-			wg.Add(1)
-			go func(l netlink.Link) {
-				first := make(chan error, 1)
+			waiting++
+			first := make(chan error, 1)
+			if radio {
+				go dhcpOnJoin(ctx, log, l, st, joined, first)
+			} else {
 				go dhcpLoop(ctx, log, l, st, first)
-				errs <- <-first
-				wg.Done()
-			}(l)
+			}
+			go func() { errs <- <-first }()
+		}
+	}
+	if len(cfg.WiFi) > 0 && !covered {
+		if len(radios) == 0 {
+			log.Warn("network.wifi lists networks, but this machine has no Wi-Fi link (is its driver or firmware missing?)")
+		} else {
+			log.Warn("network.wifi lists networks, but network.interfaces covers none of the Wi-Fi links; add one", "links", strings.Join(radios, " "))
 		}
 	}
 	if configured == 0 {
 		return fmt.Errorf("no network interface matches the config (links: %s)", linkNames(links))
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(wait):
-		return fmt.Errorf("no DHCP lease within %s; still trying in the background", wait)
-	}
-	close(errs)
+	ok := static
 	var firstErr error
-	ok := 0
-	for err := range errs {
-		if err == nil {
-			ok++
-		} else if firstErr == nil {
-			firstErr = err
+	timeout := time.After(wait)
+	for waiting > 0 {
+		select {
+		case err := <-errs:
+			waiting--
+			if err == nil {
+				ok++
+			} else if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		case <-timeout:
 		}
+		if ok == 0 {
+			return fmt.Errorf("no DHCP lease within %s; still trying in the background", wait)
+		}
+		log.Info("the network is up; links without an address yet keep trying in the background", "waiting", waiting)
+		break
 	}
 	if ok == 0 && firstErr != nil {
 		return firstErr
 	}
 	return nil
+}
+
+// wireless says whether a link is a Wi-Fi radio's.
+func wireless(name string) bool {
+	_, err := os.Stat(filepath.Join("/sys/class/net", name, "phy80211"))
+	return err == nil
+}
+
+// dhcpOnJoin runs a DHCP client on a Wi-Fi link each time it joins a
+// network (which may be another one, on another subnet), stopping the one
+// before. The first outcome is sent on first.
+func dhcpOnJoin(ctx context.Context, log *slog.Logger, l netlink.Link, st *State, joined <-chan struct{}, first chan<- error) {
+	stop := func() {}
+	defer func() { stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-joined:
+		}
+		stop()
+		c, cancel := context.WithCancel(ctx)
+		stop = cancel
+		outcome := make(chan error, 1)
+		go dhcpLoop(c, log, l, st, outcome)
+		if first != nil {
+			go func(first chan<- error) { first <- <-outcome }(first)
+			first = nil
+		}
+	}
+}
+
+// metric orders default routes: Ethernet before Wi-Fi, when both are up.
+func metric(l netlink.Link) int {
+	if wireless(l.Attrs().Name) {
+		return 600
+	}
+	return 100
 }
 
 func linkNames(links []netlink.Link) string {
@@ -242,7 +314,7 @@ func linkNames(links []netlink.Link) string {
 	return strings.Join(n, " ")
 }
 
-func static(l netlink.Link, c *configs.Interface, st *State) error {
+func setStatic(l netlink.Link, c *configs.Interface, st *State) error {
 	for _, p := range c.Addresses {
 		addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 		if err := netlink.AddrReplace(l, addr); err != nil {
@@ -253,10 +325,10 @@ func static(l netlink.Link, c *configs.Interface, st *State) error {
 		if !gw.IsValid() {
 			continue
 		}
-		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()}
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Priority: metric(l)}
 		if err := netlink.RouteReplace(r); err != nil {
 			// A gateway outside the subnet needs an on-link route first.
-			onlink := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK)}
+			onlink := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Flags: int(netlink.FLAG_ONLINK), Priority: metric(l)}
 			if err2 := netlink.RouteReplace(onlink); err2 != nil {
 				return fmt.Errorf("default route via %s: %w", gw, err)
 			}
@@ -330,6 +402,9 @@ func dhcpLoop(ctx context.Context, log *slog.Logger, l netlink.Link, st *State, 
 				break
 			}
 			nl, err := c.Renew(ctx, lease)
+			if ctx.Err() != nil {
+				break
+			}
 			if err != nil {
 				log.Warn("DHCP renewal failed", "iface", name, "err", err)
 				continue
@@ -357,7 +432,7 @@ func apply(l netlink.Link, ack *dhcpv4.DHCPv4, st *State) error {
 		return fmt.Errorf("address %s: %w", addr.IPNet, err)
 	}
 	if r := ack.Router(); len(r) > 0 {
-		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: r[0]}); err != nil {
+		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: r[0], Priority: metric(l)}); err != nil {
 			return fmt.Errorf("default route via %s: %w", r[0], err)
 		}
 	}

@@ -165,7 +165,7 @@ func (s *stage2) network(ctx context.Context, log *slog.Logger) error {
 			}
 		}
 	}()
-	err := netup.Up(s.ctx, log, s.cfg.Network, s.net, 60*time.Second)
+	err := netup.Up(s.ctx, log, s.cfg.Network, s.net, 60*time.Second, s.joinWiFi(log))
 	if err == nil {
 		s.net.WriteResolvConf(s.cfg.Network.DNS, "/etc/resolv.conf")
 		s.netUp.Store(true)

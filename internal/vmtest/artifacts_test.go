@@ -30,11 +30,14 @@ func TestImagesPassRealTools(t *testing.T) {
 		fats         []int // FAT partitions
 		root         func(t *testing.T, img string, parts []sfPart) string
 		bootFiles    []string
+		radio        []string // the Wi-Fi firmware its root has; none: no Wi-Fi
 	}{
 		{"qemu-arm64", "gpt", []int{0}, func(t *testing.T, img string, p []sfPart) string { return extract(t, img, p[1]) },
-			[]string{"EFI/BOOT/BOOTAA64.EFI", "loader/loader.conf", "loader/entries/cairn-a.conf", "a/vmlinuz", "b/initrd.img"}},
-		{"rpi4", "dos", []int{0, 1, 2}, rootFromSlot, []string{"autoboot.txt"}},
-		{"rpi3", "dos", []int{0, 1, 2}, rootFromSlot, []string{"bootcode.bin", "start.elf", "u-boot.bin", "boot.scr", "config.txt", "bcm2837-rpi-3-b.dtb"}},
+			[]string{"EFI/BOOT/BOOTAA64.EFI", "loader/loader.conf", "loader/entries/cairn-a.conf", "a/vmlinuz", "b/initrd.img"}, nil},
+		{"rpi4", "dos", []int{0, 1, 2}, rootFromSlot, []string{"autoboot.txt"},
+			[]string{"brcm/brcmfmac43455-sdio.raspberrypi,4-model-b.txt", "brcm/brcmfmac43455-sdio.bin -> ../cypress/cyfmac43455-sdio.bin", "cypress/cyfmac43455-sdio.bin"}},
+		{"rpi3", "dos", []int{0, 1, 2}, rootFromSlot, []string{"bootcode.bin", "start.elf", "u-boot.bin", "boot.scr", "config.txt", "bcm2837-rpi-3-b.dtb"},
+			[]string{"brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt", "cypress/cyfmac43430-sdio.bin", "brcm/brcmfmac43455-sdio.raspberrypi,3-model-b-plus.txt"}},
 	} {
 		t.Run(tc.board, func(t *testing.T) {
 			img := buildImage(t, tc.board, plainConfig, dir)
@@ -64,6 +67,19 @@ func TestImagesPassRealTools(t *testing.T) {
 				"squashfs-root/usr/lib/cairn/config.yaml", "modules.dep", "ld-linux-aarch64.so.1"} {
 				if !strings.Contains(list, want) {
 					t.Errorf("root lacks %s", want)
+				}
+			}
+			// A board with a radio carries Wi-Fi whatever the config says,
+			// so that a card's cairn.yaml can add a network; another board
+			// only when its config names one.
+			wifi := []string{"squashfs-root/sbin/wpa_supplicant", "squashfs-root/lib/firmware/regulatory.db -> regulatory.db-debian",
+				"squashfs-root/lib/firmware/regulatory.db.p7s -> regulatory.db.p7s-debian", "libnl-genl-3.so.200", "kernel/crypto/ccm.ko", "cfg80211.ko"}
+			for _, f := range tc.radio {
+				wifi = append(wifi, "squashfs-root/lib/firmware/"+f)
+			}
+			for _, f := range wifi {
+				if strings.Contains(list, f) != (tc.radio != nil) {
+					t.Errorf("board %s, Wi-Fi %t: %s in the root is %t", tc.board, tc.radio != nil, f, !(tc.radio != nil))
 				}
 			}
 			// A node without a cluster: section has nothing to run cairnd for.

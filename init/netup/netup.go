@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -160,17 +161,19 @@ var defaultIface = configs.Interface{Name: "*"}
 type Joiner func(iface string) (<-chan struct{}, error)
 
 // Up configures every link the config covers. Static links are set up at
-// once; DHCP links get a lease (waiting up to wait for the first one) and
-// keep renewing it in the background until ctx ends. A wireless link is
-// covered only when the config lists Wi-Fi networks: join starts joining
-// them, and the link asks for a lease each time it joins one. Up succeeds
-// once every link has its address, or at the end of wait when one has.
+// once; DHCP links get a lease and keep renewing it in the background
+// until ctx ends. A wireless link is covered only when the config lists
+// Wi-Fi networks: join starts joining them, and the link asks for a lease
+// each time it joins one. Up returns once every wired link has its address
+// and one link has, or at the end of wait when one has; Wi-Fi links still
+// without a lease keep trying in the background.
 func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, wait time.Duration, join Joiner) error {
 	lo, err := netlink.LinkByName("lo")
 	if err == nil {
 		netlink.LinkSetUp(lo)
 	}
-	links, err := netlink.LinkList()
+	deadline := time.Now().Add(wait)
+	links, err := listLinks(log, len(cfg.WiFi) > 0, deadline)
 	if err != nil {
 		return err
 	}
@@ -178,10 +181,16 @@ func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, w
 	if len(ifs) == 0 {
 		ifs = []configs.Interface{defaultIface}
 	}
-	configured, static, waiting := 0, 0, 0
-	var radios []string // the Wi-Fi links
-	covered := false    // one of them is in the config
-	errs := make(chan error, len(links))
+	configured, static := 0, 0
+	waiting := map[bool]int{} // links awaiting a first lease, by wireless
+	var radios []string       // the Wi-Fi links
+	covered := false          // one of them is in the config
+	var joinErr error
+	type outcome struct {
+		radio bool
+		err   error
+	}
+	results := make(chan outcome, len(links))
 	for _, l := range links {
 		a := l.Attrs()
 		if a.Name == "lo" || l.Type() != "device" || len(a.HardwareAddr) == 0 {
@@ -192,10 +201,22 @@ func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, w
 		if radio {
 			radios = append(radios, a.Name)
 		}
-		if c == nil || radio && len(cfg.WiFi) == 0 {
+		if c == nil {
+			continue
+		}
+		if radio && len(cfg.WiFi) == 0 {
+			log.Info("Wi-Fi link left down: network.wifi lists no networks", "iface", a.Name)
 			continue
 		}
 		covered = covered || radio
+		var joined <-chan struct{}
+		if radio {
+			if joined, err = join(a.Name); err != nil {
+				log.Error("Wi-Fi", "iface", a.Name, "err", err)
+				joinErr = err
+				continue
+			}
+		}
 		configured++
 		if c.MTU > 0 {
 			if err := netlink.LinkSetMTU(l, c.MTU); err != nil {
@@ -213,25 +234,18 @@ func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, w
 			log.Info("static address", "iface", a.Name, "addr", c.Addresses[0].String())
 			static++
 		}
-		var joined <-chan struct{}
-		if radio {
-			if joined, err = join(a.Name); err != nil {
-				log.Error("Wi-Fi", "iface", a.Name, "err", err)
-				continue
-			}
-		}
 		if dhcp {
-			waiting++
+			waiting[radio]++
 			first := make(chan error, 1)
 			if radio {
 				go dhcpOnJoin(ctx, log, l, st, joined, first)
 			} else {
 				go dhcpLoop(ctx, log, l, st, first)
 			}
-			go func() { errs <- <-first }()
+			go func() { results <- outcome{radio, <-first} }()
 		}
 	}
-	if len(cfg.WiFi) > 0 && !covered {
+	if len(cfg.WiFi) > 0 && !covered && joinErr == nil {
 		if len(radios) == 0 {
 			log.Warn("network.wifi lists networks, but this machine has no Wi-Fi link (is its driver or firmware missing?)")
 		} else {
@@ -239,33 +253,59 @@ func Up(ctx context.Context, log *slog.Logger, cfg configs.Network, st *State, w
 		}
 	}
 	if configured == 0 {
+		if joinErr != nil {
+			return joinErr
+		}
 		return fmt.Errorf("no network interface matches the config (links: %s)", linkNames(links))
 	}
 	ok := static
 	var firstErr error
-	timeout := time.After(wait)
-	for waiting > 0 {
+	timeout := time.After(time.Until(deadline))
+	for waiting[false]+waiting[true] > 0 && !(waiting[false] == 0 && ok > 0) {
 		select {
-		case err := <-errs:
-			waiting--
-			if err == nil {
+		case r := <-results:
+			waiting[r.radio]--
+			if r.err == nil {
 				ok++
 			} else if firstErr == nil {
-				firstErr = err
+				firstErr = r.err
 			}
 			continue
 		case <-timeout:
 		}
-		if ok == 0 {
-			return fmt.Errorf("no DHCP lease within %s; still trying in the background", wait)
-		}
-		log.Info("the network is up; links without an address yet keep trying in the background", "waiting", waiting)
 		break
 	}
-	if ok == 0 && firstErr != nil {
-		return firstErr
+	if ok == 0 {
+		if firstErr != nil {
+			return firstErr
+		}
+		if waiting[false]+waiting[true] > 0 {
+			return fmt.Errorf("no DHCP lease within %s; still trying in the background", wait)
+		}
+	}
+	if n := waiting[false] + waiting[true]; n > 0 {
+		log.Info("the network is up; links without an address yet keep trying in the background", "waiting", n)
 	}
 	return nil
+}
+
+// listLinks lists the links. When the config names Wi-Fi networks it waits
+// a little for a radio, whose driver may make its link only once its
+// firmware has loaded, a second or two after the module.
+func listLinks(log *slog.Logger, wantRadio bool, deadline time.Time) ([]netlink.Link, error) {
+	limit := time.Now().Add(min(20*time.Second, time.Until(deadline)))
+	said := false
+	for {
+		links, err := netlink.LinkList()
+		if err != nil || !wantRadio || slices.ContainsFunc(links, func(l netlink.Link) bool { return wireless(l.Attrs().Name) }) || time.Now().After(limit) {
+			return links, err
+		}
+		if !said {
+			log.Info("waiting for a Wi-Fi link")
+			said = true
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // wireless says whether a link is a Wi-Fi radio's.
@@ -275,11 +315,13 @@ func wireless(name string) bool {
 }
 
 // dhcpOnJoin runs a DHCP client on a Wi-Fi link each time it joins a
-// network (which may be another one, on another subnet), stopping the one
-// before. The first outcome is sent on first.
+// network (which may be another one, on another subnet), after the one
+// before has stopped. The first lease any of them gets, or the first
+// error, is sent on first.
 func dhcpOnJoin(ctx context.Context, log *slog.Logger, l netlink.Link, st *State, joined <-chan struct{}, first chan<- error) {
-	stop := func() {}
-	defer func() { stop() }()
+	stop, done := func() {}, make(chan struct{})
+	close(done)
+	defer func() { stop(); <-done }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -287,23 +329,24 @@ func dhcpOnJoin(ctx context.Context, log *slog.Logger, l netlink.Link, st *State
 		case <-joined:
 		}
 		stop()
+		<-done
 		c, cancel := context.WithCancel(ctx)
-		stop = cancel
-		outcome := make(chan error, 1)
-		go dhcpLoop(c, log, l, st, outcome)
-		if first != nil {
-			go func(first chan<- error) { first <- <-outcome }(first)
-			first = nil
-		}
+		stop, done = cancel, make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			dhcpLoop(c, log, l, st, first)
+		}(done)
 	}
 }
 
-// metric orders default routes: Ethernet before Wi-Fi, when both are up.
+// metric orders default routes: Ethernet's before Wi-Fi's when both are
+// up, and the link's index apart, so that two links' routes coexist.
 func metric(l netlink.Link) int {
+	base := 100
 	if wireless(l.Attrs().Name) {
-		return 600
+		base = 600
 	}
-	return 100
+	return base + l.Attrs().Index
 }
 
 func linkNames(links []netlink.Link) string {
@@ -349,15 +392,19 @@ func setStatic(l netlink.Link, c *configs.Interface, st *State) error {
 }
 
 // dhcpLoop gets a lease, applies it, and renews it at half its lifetime;
-// when renewal fails until the lease runs out it starts over. The first
-// outcome is sent on first.
+// when renewal fails until the lease runs out it starts over. Its first
+// outcome is offered on first, a buffered channel that the loops of one
+// link share.
 func dhcpLoop(ctx context.Context, log *slog.Logger, l netlink.Link, st *State, first chan<- error) {
 	name := l.Attrs().Name
 	reported := false
-	report := func(err error) {
+	report := func(err error) { // first may be shared; the first report wins
 		if !reported {
 			reported = true
-			first <- err
+			select {
+			case first <- err:
+			default:
+			}
 		}
 	}
 	b := retry.Backoff{Min: time.Second, Max: time.Minute}

@@ -26,7 +26,7 @@ type stage2 struct {
 	args     map[string]string
 	hostname string
 	net      *netup.State
-	netUp    atomic.Bool // the network phase succeeded
+	netUp    atomic.Bool // the network phase succeeded, or a link got an address since
 	began    time.Time   // when stage 2 started
 	updater  *update.Node
 	// feedUntil is when init stops feeding the watchdog, as a duration

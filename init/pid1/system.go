@@ -163,6 +163,11 @@ func (s *stage2) network(ctx context.Context, log *slog.Logger) error {
 			if err := s.net.WriteResolvConf(s.cfg.Network.DNS, "/etc/resolv.conf"); err != nil {
 				log.Warn("resolv.conf", "err", err)
 			}
+			// A lease after the phase's wait (Wi-Fi out of reach at
+			// first) brings the network up too.
+			if s.net.FirstIP() != "none" {
+				s.netUp.Store(true)
+			}
 		}
 	}()
 	err := netup.Up(s.ctx, log, s.cfg.Network, s.net, 60*time.Second, s.joinWiFi(log))

@@ -75,16 +75,22 @@ func PSK(passphrase, ssid string) []byte {
 // events, and calls joined each time the link joins a network.
 func Follow(ctx context.Context, log *slog.Logger, ctrlDir, iface string, nets []configs.WiFi, joined func()) {
 	f := &follower{log: log.With("iface", iface), ctrlDir: ctrlDir, iface: iface, nets: nets, joined: joined}
-	waited := false
+	// The supplicant takes a moment to open its socket; say so only when
+	// it takes long.
+	said, since := false, time.Now()
 	for ctx.Err() == nil {
 		conn, err := f.dial("events")
 		if err == nil {
-			err = f.attached(ctx, conn)
+			var attached bool
+			attached, err = f.attached(ctx, conn)
 			conn.Close()
+			if attached {
+				said, since = false, time.Now()
+			}
 		}
-		if err != nil && ctx.Err() == nil && !waited {
-			f.log.Info("waiting for wpa_supplicant", "err", err)
-			waited = true
+		if err != nil && ctx.Err() == nil && !said && time.Since(since) > 15*time.Second {
+			f.log.Warn("no answer from wpa_supplicant; still trying", "err", err)
+			said = true
 		}
 		select {
 		case <-ctx.Done():
@@ -136,37 +142,44 @@ func ask(conn *net.UnixConn, cmd string) (string, error) {
 	}
 }
 
-// attached reads events until the supplicant goes away or ctx ends; it
-// pings the supplicant when it has been quiet a while.
-func (f *follower) attached(ctx context.Context, conn *net.UnixConn) error {
+// pingAfter is how long the events may be quiet before a ping.
+var pingAfter = 30 * time.Second
+
+// attached reads events until the supplicant goes away or ctx ends. When
+// it has been quiet a while it pings it on the same socket: a supplicant
+// that restarted has a new socket, and writing to the old one fails.
+func (f *follower) attached(ctx context.Context, conn *net.UnixConn) (bool, error) {
 	if reply, err := ask(conn, "ATTACH"); err != nil || !strings.HasPrefix(reply, "OK") {
-		return fmt.Errorf("attaching to wpa_supplicant: %q %v", reply, err)
+		return false, fmt.Errorf("attaching to wpa_supplicant: %q %v", reply, err)
 	}
-	go func() { <-ctx.Done(); conn.SetReadDeadline(time.Now()) }()
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	buf := make([]byte, 4096)
 	for ctx.Err() == nil {
-		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		conn.SetReadDeadline(time.Now().Add(pingAfter))
 		n, err := conn.Read(buf)
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-			if _, err := f.request("PING"); err != nil {
-				return err
+		if errors.As(err, &ne) && ne.Timeout() {
+			if _, err := conn.Write([]byte("PING")); err != nil {
+				return true, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return true, err
 		}
 		msg := string(buf[:n])
-		if i := strings.IndexByte(msg, '>'); strings.HasPrefix(msg, "<") && i > 0 {
-			f.event(msg[i+1:])
+		if i := strings.IndexByte(msg, '>'); strings.HasPrefix(msg, "<") && i > 0 { // else a reply, such as PONG
+			if f.event(msg[i+1:]) {
+				return true, errors.New("wpa_supplicant is stopping")
+			}
 		}
 	}
-	return ctx.Err()
+	return true, ctx.Err()
 }
 
-// event says what one of the supplicant's events means for the node.
-func (f *follower) event(msg string) {
+// event says what one of the supplicant's events means for the node, and
+// whether the supplicant is stopping.
+func (f *follower) event(msg string) (stopping bool) {
 	name, rest, _ := strings.Cut(msg, " ")
 	args := fields(rest)
 	switch name {
@@ -198,7 +211,11 @@ func (f *follower) event(msg string) {
 		if c := args["alpha2"]; c != "" {
 			f.log.Info("Wi-Fi regulatory domain set", "country", c, "by", strings.ToLower(args["init"]))
 		}
+	case "CTRL-EVENT-TERMINATING":
+		f.up = false
+		return true
 	}
+	return false
 }
 
 // ssid is the name of the network with the supplicant's id: its place in

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -59,11 +60,6 @@ func TestPSK(t *testing.T) {
 // and checks what the console gets of them.
 func TestFollow(t *testing.T) {
 	dir := t.TempDir()
-	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "wlan0"), Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
 	events := []string{
 		"<3>CTRL-EVENT-NETWORK-NOT-FOUND",
 		"<3>CTRL-EVENT-NETWORK-NOT-FOUND",
@@ -75,26 +71,7 @@ func TestFollow(t *testing.T) {
 		"<3>CTRL-EVENT-DISCONNECTED bssid=02:00:00:00:02:00 reason=4",
 		"<3>CTRL-EVENT-SSID-TEMP-DISABLED id=1 ssid=\"attic\" auth_failures=1 duration=10 reason=CONN_FAILED",
 	}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, from, err := sock.ReadFromUnix(buf)
-			if err != nil {
-				return
-			}
-			switch cmd := string(buf[:n]); cmd {
-			case "ATTACH":
-				sock.WriteToUnix([]byte("OK\n"), from)
-				for _, e := range events {
-					sock.WriteToUnix([]byte(e), from)
-				}
-			case "STATUS":
-				sock.WriteToUnix([]byte("bssid=02:00:00:00:02:00\nfreq=2437\nssid=attic\nid=1\nmode=station\nkey_mgmt=SAE\nwpa_state=COMPLETED\n"), from)
-			default:
-				sock.WriteToUnix([]byte("UNKNOWN COMMAND\n"), from)
-			}
-		}
-	}()
+	fakeSupplicant(t, filepath.Join(dir, "wlan0"), events)
 	var mu sync.Mutex
 	var out bytes.Buffer
 	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
@@ -152,6 +129,68 @@ func TestFollow(t *testing.T) {
 	}
 	if len(joins) != 0 {
 		t.Errorf("%d joins more than the one", len(joins))
+	}
+}
+
+// fakeSupplicant answers on path as wpa_supplicant's control socket does:
+// OK to ATTACH, followed by events, a status, PONG to PING.
+func fakeSupplicant(t *testing.T, path string, events []string) *net.UnixConn {
+	t.Helper()
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, from, err := sock.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			switch cmd := string(buf[:n]); cmd {
+			case "ATTACH":
+				sock.WriteToUnix([]byte("OK\n"), from)
+				for _, e := range events {
+					sock.WriteToUnix([]byte(e), from)
+				}
+			case "STATUS":
+				sock.WriteToUnix([]byte("bssid=02:00:00:00:02:00\nfreq=2437\nssid=attic\nid=1\nmode=station\nkey_mgmt=SAE\nwpa_state=COMPLETED\n"), from)
+			case "PING":
+				sock.WriteToUnix([]byte("PONG\n"), from)
+			default:
+				sock.WriteToUnix([]byte("UNKNOWN COMMAND\n"), from)
+			}
+		}
+	}()
+	return sock
+}
+
+// TestFollowAfterRestart: a supplicant that restarts has a new socket; the
+// follower finds out when its ping fails, and follows the new one.
+func TestFollowAfterRestart(t *testing.T) {
+	defer func(d time.Duration) { pingAfter = d }(pingAfter)
+	pingAfter = 100 * time.Millisecond
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wlan0")
+	joined := "<3>CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:02:00 completed [id=0 id_str=]"
+	old := fakeSupplicant(t, path, []string{joined})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	joins := make(chan struct{}, 4)
+	go Follow(ctx, slog.New(slog.DiscardHandler), dir, "wlan0", []configs.WiFi{{SSID: "home"}}, func() { joins <- struct{}{} })
+	for i := range 2 {
+		select {
+		case <-joins:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no join %d", i+1)
+		}
+		if i == 0 {
+			time.Sleep(300 * time.Millisecond) // a ping or two answered
+			old.Close()
+			os.Remove(path)
+			fakeSupplicant(t, path, []string{joined})
+		}
 	}
 }
 

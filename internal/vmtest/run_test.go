@@ -3,9 +3,11 @@ package vmtest
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,4 +221,23 @@ func (c *lanConsole) WaitFor(s string, from int, timeout time.Duration) (int, er
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// killQEMU kills the QEMU that cairn vm runs for image, as a power cut of
+// that one machine.
+func (v *cairnVM) killQEMU(t *testing.T, image string) {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmd, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(cmd, []byte("qemu-system")) || !bytes.Contains(cmd, []byte("file="+image+"\x00")) {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no QEMU runs %s", image)
 }

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -141,7 +142,56 @@ func accessPoints() error {
 		}
 	}
 	say("access points up")
+	go sayRegulatoryDomain()
 	return nil
+}
+
+// sayRegulatoryDomain says the kernel's regulatory domain once the node's
+// supplicant has set one (the world domain, 00, before), or after two
+// minutes whatever it is.
+func sayRegulatoryDomain() {
+	var country string
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		c, err := regulatoryDomain()
+		if err != nil {
+			say("regulatory domain: %v", err)
+			return
+		}
+		if country = c; country != "00" {
+			break
+		}
+	}
+	say("regulatory domain %s", country)
+}
+
+// regulatoryDomain asks nl80211 for the kernel's regulatory domain.
+func regulatoryDomain() (string, error) {
+	fam, err := netlink.GenlFamilyGet("nl80211")
+	if err != nil {
+		return "", err
+	}
+	const cmdGetReg, attrRegAlpha2 = 31, 33 // NL80211_CMD_GET_REG, NL80211_ATTR_REG_ALPHA2
+	req := nl.NewNetlinkRequest(int(fam.ID), 0)
+	req.AddData(&nl.Genlmsg{Command: cmdGetReg, Version: 1})
+	msgs, err := req.Execute(unix.NETLINK_GENERIC, 0)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range msgs {
+		if len(m) < 4 {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[4:])
+		if err != nil {
+			return "", err
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == attrRegAlpha2 {
+				return strings.TrimRight(string(a.Value), "\x00"), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no country in nl80211's answer")
 }
 
 func (a *ap) start() error {

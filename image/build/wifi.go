@@ -1,5 +1,7 @@
 package build
 
+import "slices"
+
 // What a node on Wi-Fi takes from Debian: wpa_supplicant, and the
 // regulatory database the kernel reads once the country is set (Debian's
 // copy, signed with a key the Debian kernel trusts, under the names the
@@ -26,7 +28,7 @@ func (b *builder) hasWiFi() bool { return b.o.Board.WiFi != nil || len(b.o.Confi
 func (b *builder) wifiWant() []string {
 	want := wifiFiles
 	if w := b.o.Board.WiFi; w != nil {
-		want = append(want[:len(want):len(want)], w.Firmware...)
+		want = slices.Concat(wifiFiles, w.Firmware)
 	}
 	return expandFiles(b.userDirs, want)
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/configs"
+	"github.com/cairn-os/cairn/internal/retry"
 )
 
 // Where the image has wpa_supplicant, and where init keeps its config and
@@ -92,10 +93,7 @@ func Follow(ctx context.Context, log *slog.Logger, ctrlDir, iface string, nets [
 			f.log.Warn("no answer from wpa_supplicant; still trying", "err", err)
 			said = true
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
+		retry.Sleep(ctx, time.Second)
 	}
 }
 

@@ -143,11 +143,8 @@ func TestCluster(t *testing.T) {
 	}
 	// Its power cut, which cairn vm says; the others go on.
 	vm.killQEMU(t, impostorImg)
-	if !regexp.MustCompile(`(?m)^cairn: impostor stopped \(`).MatchString(vm.console.String()) {
-		eventually(t, time.Minute, "cairn vm to say the impostor stopped", func() bool {
-			return regexp.MustCompile(`(?m)^cairn: impostor stopped \(`).MatchString(vm.console.String())
-		})
-	}
+	stopped := regexp.MustCompile(`(?m)^cairn: impostor stopped \(`)
+	eventually(t, time.Minute, "cairn vm to say the impostor stopped", func() bool { return stopped.MatchString(vm.console.String()) })
 
 	if _, err := agent.WaitFor(`msg="joined the server"`, 0, 5*time.Minute); err != nil {
 		t.Fatalf("the agent did not join: %v\nconsole:\n%s\nserver console:\n%s", err, agent.Output(), server.Output())

@@ -166,14 +166,8 @@ func sayRegulatoryDomain() {
 
 // regulatoryDomain asks nl80211 for the kernel's regulatory domain.
 func regulatoryDomain() (string, error) {
-	fam, err := netlink.GenlFamilyGet("nl80211")
-	if err != nil {
-		return "", err
-	}
 	const cmdGetReg, attrRegAlpha2 = 31, 33 // NL80211_CMD_GET_REG, NL80211_ATTR_REG_ALPHA2
-	req := nl.NewNetlinkRequest(int(fam.ID), 0)
-	req.AddData(&nl.Genlmsg{Command: cmdGetReg, Version: 1})
-	msgs, err := req.Execute(unix.NETLINK_GENERIC, 0)
+	msgs, err := genl("nl80211", cmdGetReg, 0)
 	if err != nil {
 		return "", err
 	}
@@ -270,24 +264,27 @@ func (a *ap) bounce() {
 
 // newRadio asks mac80211_hwsim for one more radio.
 func newRadio() error {
-	fam, err := netlink.GenlFamilyGet("MAC80211_HWSIM")
-	if err != nil {
-		return fmt.Errorf("the netlink family: %w", err)
-	}
 	const cmdNewRadio = 4 // HWSIM_CMD_NEW_RADIO
-	req := nl.NewNetlinkRequest(int(fam.ID), unix.NLM_F_ACK)
-	req.AddData(&nl.Genlmsg{Command: cmdNewRadio, Version: 1})
-	_, err = req.Execute(unix.NETLINK_GENERIC, 0)
+	_, err := genl("MAC80211_HWSIM", cmdNewRadio, unix.NLM_F_ACK)
 	// The kernel acknowledges with the new radio's number where an error
 	// would be, which the library takes for a negative errno.
 	if e, ok := err.(syscall.Errno); ok && int(e) < 0 {
 		say("radio %d added", -int(e))
 		return nil
 	}
-	if err == nil {
-		return nil
-	}
 	return err
+}
+
+// genl sends one generic netlink command to a family and returns the
+// answers' payloads.
+func genl(family string, cmd uint8, flags int) ([][]byte, error) {
+	fam, err := netlink.GenlFamilyGet(family)
+	if err != nil {
+		return nil, fmt.Errorf("the netlink family %s: %w", family, err)
+	}
+	req := nl.NewNetlinkRequest(int(fam.ID), flags)
+	req.AddData(&nl.Genlmsg{Command: cmd, Version: 1})
+	return req.Execute(unix.NETLINK_GENERIC, 0)
 }
 
 func waitFor(what string, limit time.Duration, ok func() bool) error {

@@ -24,6 +24,7 @@ import (
 func vmCmd(logger func() *slog.Logger) *cobra.Command {
 	var board, grow string
 	var forward []string
+	var cpus int
 	c := &cobra.Command{
 		Use:   "vm IMAGE...",
 		Short: "Boot images in QEMU: one with its serial console on this terminal, or several on one LAN",
@@ -48,6 +49,9 @@ Ctrl-C stops them all.`,
 			size, err := parseSize(grow)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
+			}
+			if cpus < 0 || cpus > 64 {
+				return &ExitError{Code: 2, Err: fmt.Errorf("--cpus %d: give 1 to 64 virtual CPUs per VM, or leave it out", cpus)}
 			}
 			var vms []*vmPlan
 			api := false
@@ -85,6 +89,10 @@ Ctrl-C stops them all.`,
 				if err := growImage(v.image, size); err != nil {
 					return err
 				}
+				v.cpus = cpus
+				if cpus == 0 {
+					v.cpus = qemu.CPUs(v.board.QEMU.Binary, len(vms))
+				}
 			}
 			if len(vms) == 1 {
 				if err := vms[0].boot(cmd, logger(), qemu.Options{Console: cmd.OutOrStdout(), Stdin: true}); err != nil {
@@ -98,6 +106,7 @@ Ctrl-C stops them all.`,
 	c.Flags().StringVarP(&board, "board", "b", "", "board the images were built for (default: read from each image)")
 	c.Flags().StringVar(&grow, "grow", "2G", "grow each image file to this size first (never shrinks)")
 	c.Flags().StringSliceVar(&forward, "forward", nil, "forward host TCP ports to the (first) guest (8080 or 8080:80)")
+	c.Flags().IntVar(&cpus, "cpus", 0, "virtual CPUs of each VM (default: 2 with KVM; without it, this machine's cores shared among the VMs, 1 or 2 each)")
 	return c
 }
 
@@ -107,6 +116,7 @@ type vmPlan struct {
 	info        boot.BuildInfo
 	board       *boards.Profile
 	forward     []string
+	cpus        int
 	kubeconfig  string // a server's admin kubeconfig, when the build wrote one
 	vm          *qemu.VM
 	console     *prefixWriter // on a LAN
@@ -161,8 +171,8 @@ func lanMAC(n int) string { return fmt.Sprintf("52:54:00:77:00:%02x", n+1) }
 // boot starts the VM with o's console and LAN, and announces a server's
 // API when it is ready.
 func (v *vmPlan) boot(cmd *cobra.Command, log *slog.Logger, o qemu.Options) error {
-	o.Board, o.Image, o.Forward, o.Reboot, o.KeepOutput = v.board, v.image, v.forward, true, 1<<20
-	log.Info("booting", "image", v.image, "board", v.board.Name, "accel", qemu.Accel(v.board.QEMU.Binary), "forward", v.forward, "lan", o.LANMAC)
+	o.Board, o.Image, o.Forward, o.SMP, o.Reboot, o.KeepOutput = v.board, v.image, v.forward, v.cpus, true, 1<<20
+	log.Info("booting", "image", v.image, "board", v.board.Name, "accel", qemu.Accel(v.board.QEMU.Binary), "cpus", v.cpus, "forward", v.forward, "lan", o.LANMAC)
 	vm, err := qemu.Start(o)
 	if err != nil {
 		return err

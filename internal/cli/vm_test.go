@@ -38,6 +38,7 @@ func TestVMRefusals(t *testing.T) {
 		{[]string{"vm", "--board", "qemu-arm64", blank, filepath.Join(dir, ".", "blank.img")}, "blank.img is given twice"},
 		{[]string{"vm", "--board", "rpi4", blank}, "blank.img is for board rpi4, which QEMU cannot boot"},
 		{[]string{"vm", "--board", "rpi9", blank}, `unknown board "rpi9"`},
+		{[]string{"vm", "--cpus", "-1", blank}, "--cpus -1: give 1 to 64 virtual CPUs per VM, or leave it out"},
 	} {
 		out, err := run(tc.args...)
 		if Code(err) != 2 || !strings.Contains(err.Error(), tc.want) {

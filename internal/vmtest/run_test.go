@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/image/inspect"
+	"github.com/cairn-os/cairn/internal/qemu"
 )
 
 // TestMakeRun is what make run does, as a new user does it: cairn build
@@ -44,7 +45,10 @@ func TestMakeRun(t *testing.T) {
 		t.Errorf("the image says board %q, role %q, cluster %q; want qemu-arm64, server, default", info.Board, info.Role, info.Cluster)
 	}
 
-	vm := startCairnVM(t, env, img)
+	// One CPU on a machine without KVM, as cairn vm gives each of several
+	// VMs: this test runs beside another.
+	board, _ := boards.Get("qemu-arm64")
+	vm := startCairnVM(t, env, "--cpus", fmt.Sprint(besideCPUs(board)), img)
 	vm.kubectl(t, kubeconfig, "cairn-demo")
 	// What the line is on a machine without kubectl: cairnd's own.
 	if out, err := cairnProgram(t, env, "kubectl", "--kubeconfig", kubeconfig, "get", "nodes"); err != nil || !regexp.MustCompile(`(?m)^cairn-demo\s+Ready\s`).MatchString(out) {
@@ -55,6 +59,12 @@ func TestMakeRun(t *testing.T) {
 	}
 	vm.interrupt(t)
 }
+
+// besideCPUs is the virtual CPUs of a VM in a test that runs beside
+// another (t.Parallel): what cairn vm gives each of two VMs on this
+// machine (one without KVM), so that the VMs of the tests side by side do
+// not outnumber its cores.
+func besideCPUs(board *boards.Profile) int { return qemu.CPUs(board.QEMU.Binary, 2) }
 
 func needArm64(t *testing.T, parallel bool) {
 	board, err := boards.Get("qemu-arm64")
@@ -76,10 +86,10 @@ type cairnVM struct {
 	exited        chan error
 }
 
-func startCairnVM(t *testing.T, env []string, images ...string) *cairnVM {
+func startCairnVM(t *testing.T, env []string, args ...string) *cairnVM {
 	t.Helper()
 	v := &cairnVM{exited: make(chan error, 1), started: time.Now()}
-	v.cmd = exec.Command(filepath.Join(deviceBinaries(t), "cairn"), append([]string{"vm"}, images...)...)
+	v.cmd = exec.Command(filepath.Join(deviceBinaries(t), "cairn"), append([]string{"vm"}, args...)...)
 	v.cmd.Env = append(v.cmd.Environ(), env...)
 	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	v.cmd.Stdout, v.cmd.Stderr = &v.console, &v.said

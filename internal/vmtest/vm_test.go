@@ -21,7 +21,7 @@ const bootTimeout = 6 * time.Minute
 // bootUntilReady starts the VM and waits for init's ready line.
 func bootUntilReady(t *testing.T, board *boards.Profile, img string) *qemu.VM {
 	t.Helper()
-	vm, err := qemu.Start(qemu.Options{Board: board, Image: img})
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: img, SMP: besideCPUs(board)})
 	if err != nil {
 		t.Fatal(err)
 	}

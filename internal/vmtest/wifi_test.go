@@ -79,7 +79,7 @@ func TestWiFi(t *testing.T) {
 	addToInitramfs(t, filepath.Join(dir, "initrd.img"), initrd, "wifiap", testProgram(t, "wifiap", "arm64"))
 
 	board, _ := boards.Get("qemu-arm64")
-	vm, err := qemu.Start(qemu.Options{Board: board, Image: img,
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: img, SMP: besideCPUs(board),
 		Kernel: filepath.Join(dir, "vmlinuz"), Initrd: initrd, Append: string(options[1]) + " rdinit=/wifiap"})
 	if err != nil {
 		t.Fatal(err)

@@ -35,8 +35,9 @@ the image is written to: the data partition is created in the space --grow
 adds, and a reboot restarts the machine, as on a board (an update needs it).
 
 A cluster server's API is forwarded to 127.0.0.1:6443, where the kubeconfig
-the build wrote beside the image points; once the API is ready, the command
-says the kubectl line that reaches it. Quit with Ctrl-A X, or Ctrl-C.
+the build wrote beside the image points (to a free port when another
+program holds that one); once the API is ready, the command says the
+kubectl line that reaches it. Quit with Ctrl-A X, or Ctrl-C.
 
 Several images boot together, each with a second network card on one
 virtual LAN (the Nth image's card has the MAC address 52:54:00:77:00:0N; give
@@ -68,8 +69,8 @@ Ctrl-C stops them all.`,
 					if i > 0 && forwardsAPI(forward) {
 						return &ExitError{Code: 2, Err: fmt.Errorf("--forward of port %s goes to the first image, %s, but the server is %s, whose API cairn vm forwards there; leave that --forward out", apiPort, args[0], img)}
 					}
-					if v.forward, err = forwardAPI(v.forward); err != nil {
-						return &ExitError{Code: 2, Err: err}
+					if v.forward, v.apiHost, err = forwardAPI(v.forward); err != nil {
+						return err
 					}
 					v.kubeconfig = findKubeconfig(img, v.info.Cluster)
 				}
@@ -117,6 +118,7 @@ type vmPlan struct {
 	board       *boards.Profile
 	forward     []string
 	cpus        int
+	apiHost     string // this machine's port of a server's API
 	kubeconfig  string // a server's admin kubeconfig, when the build wrote one
 	vm          *qemu.VM
 	console     *prefixWriter // on a LAN
@@ -179,7 +181,7 @@ func (v *vmPlan) boot(cmd *cobra.Command, log *slog.Logger, o qemu.Options) erro
 	}
 	v.vm = vm
 	if v.info.Role == "server" && len(v.forward) > 0 {
-		go announceAPI(vm, cmd.ErrOrStderr(), v.info.Cluster, v.kubeconfig)
+		go announceAPI(vm, cmd.ErrOrStderr(), v.info.Cluster, v.kubeconfig, v.apiHost)
 	}
 	return nil
 }
@@ -341,19 +343,23 @@ func waitVM(ctx context.Context, vm *qemu.VM) error {
 const apiPort = "6443"
 
 // forwardAPI adds the forward of the API's port unless one is given, and
-// says so in one sentence if this machine's port is taken.
-func forwardAPI(forward []string) ([]string, error) {
+// returns this machine's port of it: 6443, where the kubeconfig points, or
+// a free port when another program (another cairn vm) holds that one.
+func forwardAPI(forward []string) ([]string, string, error) {
 	for _, f := range forward {
-		if _, guest := qemu.ForwardPorts(f); guest == apiPort {
-			return forward, nil
+		if host, guest := qemu.ForwardPorts(f); guest == apiPort {
+			return forward, host, nil
 		}
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", apiPort))
 	if err != nil {
-		return nil, fmt.Errorf("port %s on this machine is in use (another cairn vm?), so the server's API cannot be forwarded there; stop what holds it, or give --forward PORT:%s and use that port in the kubeconfig", apiPort, apiPort)
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, "", fmt.Errorf("no port on this machine for the server's API: %w", err)
+		}
 	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
 	l.Close()
-	return append(forward, apiPort), nil
+	return append(forward, port+":"+apiPort), port, nil
 }
 
 // findKubeconfig is the admin kubeconfig the build wrote beside the image:
@@ -373,16 +379,22 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// announceAPI waits for the server's API and then says how to reach it.
-func announceAPI(vm *qemu.VM, w io.Writer, cluster, kubeconfig string) {
+// announceAPI waits for the server's API and then says how to reach it at
+// port on this machine: the kubeconfig's own address, 6443, or another.
+func announceAPI(vm *qemu.VM, w io.Writer, cluster, kubeconfig, port string) {
 	if _, err := vm.WaitFor(`msg="apiserver ready"`, 0, 24*time.Hour); err != nil {
 		return
 	}
+	url := "https://127.0.0.1:" + port
 	if kubeconfig == "" {
-		fmt.Fprintf(w, "\r\ncairn: the API of cluster %s is ready at https://127.0.0.1:%s; its admin kubeconfig is where its first server image was built\r\n", cluster, apiPort)
+		fmt.Fprintf(w, "\r\ncairn: the API of cluster %s is ready at %s; its admin kubeconfig is where its first server image was built\r\n", cluster, url)
 		return
 	}
-	fmt.Fprintf(w, "\r\ncairn: the API of cluster %s is ready; from another terminal:\r\n    %s --kubeconfig %s get nodes\r\n", cluster, kubectlCommand(), kubeconfig)
+	server := ""
+	if port != apiPort {
+		server = " --server " + url
+	}
+	fmt.Fprintf(w, "\r\ncairn: the API of cluster %s is ready; from another terminal:\r\n    %s --kubeconfig %s%s get nodes\r\n", cluster, kubectlCommand(), kubeconfig, server)
 }
 
 func parseSize(s string) (int64, error) {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/cluster/join"
-	"github.com/cairn-os/cairn/internal/cli"
+	"github.com/cairn-os/cairn/image/inspect"
 	"github.com/cairn-os/cairn/internal/qemu"
 	"github.com/cairn-os/cairn/internal/registrytest"
 )
@@ -47,10 +47,12 @@ import (
 // not. (kine on PostgreSQL is tested in cluster/datastore, against a real
 // PostgreSQL; a token with another secret in cluster/join.)
 func TestCluster(t *testing.T) {
-	needArm64(t, false)
+	// Beside the other VM tests, on the core TestMain kept for it.
+	t.Cleanup(cores.give)
+	needArm64(t)
 	need(t, "sfdisk")
-	clusters := t.TempDir()
-	t.Setenv("CAIRN_CLUSTERS", clusters)
+	t.Parallel()
+	env := []string{"CAIRN_CLUSTERS=" + t.TempDir()}
 	dir := t.TempDir()
 	hello := filepath.Join(dir, "hello.tar")
 	helloImage(t, "arm64", hello)
@@ -72,7 +74,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		img := filepath.Join(sub, name+".img")
-		if err := os.Rename(buildImage(t, "qemu-arm64", config, sub), img); err != nil {
+		if err := os.Rename(buildImageEnv(t, env, "qemu-arm64", config, sub), img); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Truncate(img, 3<<30); err != nil {
@@ -96,15 +98,17 @@ func TestCluster(t *testing.T) {
 
 	// The images' order gives their LAN cards 52:54:00:77:00:01 to :03,
 	// which their configs name.
-	vm := startCairnVM(t, nil, srvImg, agentImg, impostorImg)
+	// The API on a port of its own: TestMakeRun's cairn vm, beside this
+	// test, takes 6443. The kubectl line then names the port.
+	vm := startCairnVM(t, nil, "--forward", fmt.Sprintf("%d:6443", freePort(t)), srvImg, agentImg, impostorImg)
 	server, agent, impostor := vm.node("server"), vm.node("agent-1"), vm.node("impostor")
 	serverReady(t, server)
 	kubeconfig := filepath.Join(dir, "server", "kubeconfig")
-	vm.kubectl(t, kubeconfig, "server")
+	base := vm.kubectl(t, kubeconfig, "server")
 	if !strings.Contains(server.Output(), `msg="datastore ready" backend=sqlite`) {
 		t.Errorf("the server did not say its datastore is SQLite\nconsole:\n%s", server.Output())
 	}
-	api := newKubeClient(t, kubeconfig, "https://127.0.0.1:6443")
+	api := newKubeClient(t, kubeconfig, base)
 	kubectl := kubectlFor(t, kubeconfig, api.base)
 	checkControlPlane(t, server, api)
 	checkManifests(t, server, kubectl)
@@ -179,7 +183,12 @@ func TestCluster(t *testing.T) {
 	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"); strings.TrimSpace(out) != "agent-1=True\nserver=True" {
 		t.Errorf("nodes:\n%s", out)
 	}
-	// Every node says which system it runs, for kubectl get nodes -L.
+	// Every node says which system it runs, for kubectl get nodes -L: the
+	// version its image was built with (bin/cairn's).
+	info, err := inspect.BuildInfo(srvImg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, time.Minute, "the nodes' cairn.dev/os-version labels", func() bool {
 		var nodes struct {
 			Items []struct {
@@ -194,7 +203,7 @@ func TestCluster(t *testing.T) {
 		for _, n := range nodes.Items {
 			versions[n.Metadata.Name] = n.Metadata.Labels["cairn.dev/os-version"]
 		}
-		return versions["server"] == cli.Version && versions["agent-1"] == cli.Version
+		return info.Version != "" && versions["server"] == info.Version && versions["agent-1"] == info.Version
 	})
 
 	// The server's node runs a Deployment from the baked image, with no
@@ -275,7 +284,7 @@ spec:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lan.Close() })
-	alone, err := qemu.Start(qemu.Options{Board: board, Image: srvImg, Forward: []string{"6443"}, LAN: lan.Join(), LANMAC: "52:54:00:77:00:01"})
+	alone, err := qemu.Start(qemu.Options{Board: board, Image: srvImg, Forward: []string{base[strings.LastIndex(base, ":")+1:] + ":6443"}, LAN: lan.Join(), LANMAC: "52:54:00:77:00:01"})
 	if err != nil {
 		t.Fatal(err)
 	}

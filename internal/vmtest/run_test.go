@@ -25,7 +25,8 @@ import (
 // forwards the API and, once the API is ready, says the kubectl line that
 // reaches it. The test runs that line, then stops cairn vm as Ctrl-C would.
 func TestMakeRun(t *testing.T) {
-	needArm64(t, true)
+	needArm64(t)
+	beside(t)
 	dir := t.TempDir()
 	env := []string{"CAIRN_CLUSTERS=" + filepath.Join(dir, "clusters")}
 	img := filepath.Join(dir, "out", "default.img")
@@ -49,9 +50,9 @@ func TestMakeRun(t *testing.T) {
 	// VMs: this test runs beside another.
 	board, _ := boards.Get("qemu-arm64")
 	vm := startCairnVM(t, env, "--cpus", fmt.Sprint(besideCPUs(board)), img)
-	vm.kubectl(t, kubeconfig, "cairn-demo")
+	server := vm.kubectl(t, kubeconfig, "cairn-demo")
 	// What the line is on a machine without kubectl: cairnd's own.
-	if out, err := cairnProgram(t, env, "kubectl", "--kubeconfig", kubeconfig, "get", "nodes"); err != nil || !regexp.MustCompile(`(?m)^cairn-demo\s+Ready\s`).MatchString(out) {
+	if out, err := cairnProgram(t, env, "kubectl", "--kubeconfig", kubeconfig, "--server", server, "get", "nodes"); err != nil || !regexp.MustCompile(`(?m)^cairn-demo\s+Ready\s`).MatchString(out) {
 		t.Errorf("cairn kubectl get nodes: %v\n%s", err, out)
 	}
 	if !strings.Contains(vm.console.String(), "\ncairn: ready slot=a") {
@@ -66,15 +67,12 @@ func TestMakeRun(t *testing.T) {
 // not outnumber its cores.
 func besideCPUs(board *boards.Profile) int { return qemu.CPUs(board.QEMU.Binary, 2) }
 
-func needArm64(t *testing.T, parallel bool) {
+func needArm64(t *testing.T) {
 	board, err := boards.Get("qemu-arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
 	need(t, board.QEMU.Binary)
-	if parallel {
-		t.Parallel()
-	}
 }
 
 // cairnVM is bin/cairn vm running as a program, in a process group of its
@@ -109,10 +107,12 @@ func startCairnVM(t *testing.T, env []string, args ...string) *cairnVM {
 
 // kubectl waits for the kubectl line cairn vm says once the API is ready,
 // checks that it names kubeconfig, and runs it until it lists the nodes
-// Ready.
-func (v *cairnVM) kubectl(t *testing.T, kubeconfig string, nodes ...string) {
+// Ready. It returns the API's address on this machine: the kubeconfig's,
+// https://127.0.0.1:6443, unless the line names another, as it does when
+// another cairn vm (another test) holds that port.
+func (v *cairnVM) kubectl(t *testing.T, kubeconfig string, nodes ...string) string {
 	t.Helper()
-	line := regexp.MustCompile(`\n    (.+ --kubeconfig (\S+) get nodes)\r\n`)
+	line := regexp.MustCompile(`\n    (.+ --kubeconfig (\S+)(?: --server (https://127\.0\.0\.1:\d+))? get nodes)\r\n`)
 	var m []string
 	eventually(t, serverTimeout, "cairn vm to say the kubectl line", func() bool {
 		m = line.FindStringSubmatch(v.said.String())
@@ -139,6 +139,10 @@ func (v *cairnVM) kubectl(t *testing.T, kubeconfig string, nodes ...string) {
 		return true
 	})
 	t.Logf("%s", got)
+	if m[3] != "" {
+		return m[3]
+	}
+	return "https://127.0.0.1:6443"
 }
 
 // interrupt is Ctrl-C: the terminal signals the whole foreground group.

@@ -47,9 +47,8 @@ func mustRun(t *testing.T, vm *qemu.VM, cmd string) string {
 	return out
 }
 
-// The tests of one VM below run in parallel with each other (as many at a
-// time as there are cores: go test's -parallel is GOMAXPROCS), after the
-// others: one software-emulated VM keeps about one core busy.
+// The tests of one VM below run beside the other VM tests, one core each
+// (beside, in helpers_test.go).
 
 // TestQEMUArm64 and TestQEMUAmd64 boot the board's image twice (a power cut
 // between) and check what only a boot proves: DHCP, host name, NTP time,
@@ -60,7 +59,7 @@ func TestQEMUArm64(t *testing.T) { bootTwice(t, "qemu-arm64") }
 func TestQEMUAmd64(t *testing.T) { bootTwice(t, "qemu-amd64") }
 
 func bootTwice(t *testing.T, boardName string) {
-	t.Parallel()
+	beside(t)
 	board, err := boards.Get(boardName)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +177,7 @@ debug:
 // TestQEMUArm64Static boots a config with a static address, gateway,
 // resolvers and search domain, and no DHCP.
 func TestQEMUArm64Static(t *testing.T) {
-	t.Parallel()
+	beside(t)
 	need(t, "qemu-system-aarch64")
 	config := `apiVersion: cairn.dev/v1alpha1
 kind: Node
@@ -230,7 +229,7 @@ debug:
 // them; the image itself is the SD card. The test waits until init has
 // mounted the root from slot A and made the data partition on the card.
 func TestRaspi3b(t *testing.T) {
-	t.Parallel()
+	beside(t)
 	need(t, "qemu-system-aarch64", "mcopy", "sfdisk")
 	dir := t.TempDir()
 	img := buildImage(t, "rpi3", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: pi3\n", dir)

@@ -103,9 +103,7 @@ TEST_PKGS = $(filter-out $(patsubst ./%,$(MODULE)/%,$(K8S_CLIENT_PKGS)),$(shell 
 # plain nodes on both architectures. The VM tests run make test-binaries too.
 test-binaries: bin/cairn cluster-arm64 device-amd64
 
-# CAIRN_VMTEST turns on the tests that build images and boot them. They
-# share the cores out among themselves (internal/vmtest: cores), so go test
-# may start them all (-parallel).
+# CAIRN_VMTEST turns on the tests that build images and boot them.
 # test-k8s and fuzz run beside them, niced: a software-emulated VM keeps
 # about one of two cores busy, and they take what the VMs leave. Their log
 # follows the tests'. They are started as make, not $(MAKE), so that
@@ -115,7 +113,7 @@ test: deps test-binaries
 	@mkdir -p out
 	setsid nice -n 10 make --no-print-directory GO='$(GO)' test-k8s fuzz >out/beside.log 2>&1 & side=$$!; \
 	trap 'kill -- -$$side 2>/dev/null' EXIT; \
-	CAIRN_VMTEST=1 $(GO) test -json -timeout 50m -parallel 16 $(GOFLAGS) $(TEST_PKGS) | $(GO) run ./scripts/testsum; rc=$$?; \
+	CAIRN_VMTEST=1 $(GO) test -json -timeout 50m $(GOFLAGS) $(TEST_PKGS) | $(GO) run ./scripts/testsum; rc=$$?; \
 	wait $$side; s=$$?; cat out/beside.log; [ $$rc = 0 ] && [ $$s = 0 ]
 
 # The packages that link all of Kubernetes are checked and tested for arm64,

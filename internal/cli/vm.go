@@ -51,7 +51,7 @@ Ctrl-C stops them all.`,
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			if cpus < 0 || cpus > 64 {
+			if cpus < 1 || cpus > 64 {
 				return &ExitError{Code: 2, Err: fmt.Errorf("--cpus %d: give 1 to 64 virtual CPUs per VM, or leave it out", cpus)}
 			}
 			var vms []*vmPlan
@@ -91,9 +91,6 @@ Ctrl-C stops them all.`,
 					return err
 				}
 				v.cpus = cpus
-				if cpus == 0 {
-					v.cpus = qemu.CPUs(v.board.QEMU.Binary, len(vms))
-				}
 			}
 			if len(vms) == 1 {
 				if err := vms[0].boot(cmd, logger(), qemu.Options{Console: cmd.OutOrStdout(), Stdin: true}); err != nil {
@@ -107,7 +104,7 @@ Ctrl-C stops them all.`,
 	c.Flags().StringVarP(&board, "board", "b", "", "board the images were built for (default: read from each image)")
 	c.Flags().StringVar(&grow, "grow", "2G", "grow each image file to this size first (never shrinks)")
 	c.Flags().StringSliceVar(&forward, "forward", nil, "forward host TCP ports to the (first) guest (8080 or 8080:80)")
-	c.Flags().IntVar(&cpus, "cpus", 0, "virtual CPUs of each VM (default: 2 with KVM; without it, this machine's cores shared among the VMs, 1 or 2 each)")
+	c.Flags().IntVar(&cpus, "cpus", 2, "virtual CPUs of each VM")
 	return c
 }
 
@@ -345,6 +342,8 @@ const apiPort = "6443"
 // forwardAPI adds the forward of the API's port unless one is given, and
 // returns this machine's port of it: 6443, where the kubeconfig points, or
 // a free port when another program (another cairn vm) holds that one.
+// (Two cairn vm started at the same instant may both find 6443 free; the
+// second's QEMU then fails to forward it and says so.)
 func forwardAPI(forward []string) ([]string, string, error) {
 	for _, f := range forward {
 		if host, guest := qemu.ForwardPorts(f); guest == apiPort {

@@ -36,7 +36,7 @@ type Options struct {
 	Kernel, Initrd, DTB, Append string
 	Console                     io.Writer // a copy of the serial console; nil for none
 	Stdin                       bool      // connect the console input (interactive use)
-	SMP                         int       // virtual CPUs; 0 means CPUs(binary, 1)
+	SMP                         int       // virtual CPUs; 0 means 2
 	// Reboot lets a reboot of the guest restart the machine, as real
 	// hardware does; by default QEMU exits instead.
 	Reboot bool
@@ -69,7 +69,7 @@ func Args(o Options, tmp string) (string, []string, error) {
 	}
 	smp := o.SMP
 	if smp == 0 {
-		smp = CPUs(q.Binary, 1)
+		smp = 2
 	}
 	args := []string{"-machine", q.Machine, "-m", fmt.Sprint(q.Memory), "-display", "none", "-monitor", "none"}
 	if !o.Reboot {
@@ -196,21 +196,6 @@ func Accel(binary string) string {
 	}
 	accelOnce.Store(binary, res)
 	return res
-}
-
-// CPUs is how many virtual CPUs each of n VMs of binary gets unless told:
-// two under KVM; under software emulation this machine's cores shared out
-// among them, one or two each. An emulated CPU is a thread of this machine,
-// and more of them than its cores costs time and speeds nothing up: the
-// guests' kernels and Go runtimes spin and wake each other across CPUs
-// that are not running. On 2 cores, a one-node cluster server booted to its
-// API in 57 s with two CPUs and in 63 s with one, but took 109 core-seconds
-// against 72, and idle took 0.92 cores against 0.77.
-func CPUs(binary string, n int) int {
-	if Accel(binary) == "kvm" {
-		return 2
-	}
-	return min(2, max(1, runtime.NumCPU()/max(n, 1)))
 }
 
 // ForwardPorts splits an Options.Forward entry into this machine's port

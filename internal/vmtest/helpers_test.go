@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -38,64 +36,7 @@ func TestMain(m *testing.M) {
 	// Every image's build time, unless a test sets its own (t.Setenv in a
 	// test would keep it from running in parallel with others).
 	os.Setenv("SOURCE_DATE_EPOCH", "1780000000")
-	flag.Parse()
-	if selected("TestCluster") {
-		cores.free--
-	}
 	os.Exit(m.Run())
-}
-
-// The VM tests run side by side, as many at a time as this machine has
-// cores: a VM under software emulation keeps about one busy. make test lets
-// go test start them all (-parallel), and cores shares the cores out.
-// TestCluster, by far the longest, has one from the start when -run
-// selects it, so that it never waits behind the short ones; each other VM
-// test takes one when it starts (beside) and gives it back at its end.
-var cores = func() *coreSlots {
-	c := &coreSlots{free: runtime.NumCPU()}
-	c.cond = sync.NewCond(&c.mu)
-	return c
-}()
-
-type coreSlots struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	free int
-}
-
-// beside makes t a parallel test and waits for a free core.
-func beside(t *testing.T) {
-	t.Parallel()
-	cores.mu.Lock()
-	for cores.free <= 0 {
-		cores.cond.Wait()
-	}
-	cores.free--
-	cores.mu.Unlock()
-	t.Cleanup(cores.give)
-}
-
-func (c *coreSlots) give() {
-	c.mu.Lock()
-	c.free++
-	c.mu.Unlock()
-	c.cond.Broadcast()
-}
-
-// selected says whether go test's -run and -skip let the top-level test
-// name run.
-func selected(name string) bool {
-	match := func(flagName string) (bool, bool) {
-		pattern, _, _ := strings.Cut(flag.Lookup(flagName).Value.String(), "/")
-		if pattern == "" {
-			return false, false
-		}
-		ok, err := regexp.MatchString(pattern, name)
-		return ok, err == nil
-	}
-	run, given := match("test.run")
-	skip, _ := match("test.skip")
-	return (run || !given) && !skip
 }
 
 // deviceBinaries brings the binaries the tests boot up to date with `make
@@ -154,8 +95,8 @@ func buildImage(t *testing.T, board, config, dir string, extra ...string) string
 }
 
 // buildImageEnv is buildImage through bin/cairn with env added to its
-// environment, for a test that runs beside others (t.Setenv would keep it
-// from doing so); buildImage runs the CLI in the test's process.
+// environment, as a user runs it; buildImage runs the CLI in the test's
+// process.
 func buildImageEnv(t *testing.T, env []string, board, config, dir string, extra ...string) string {
 	t.Helper()
 	cfg := filepath.Join(dir, board+".yaml")

@@ -47,11 +47,8 @@ import (
 // not. (kine on PostgreSQL is tested in cluster/datastore, against a real
 // PostgreSQL; a token with another secret in cluster/join.)
 func TestCluster(t *testing.T) {
-	// Beside the other VM tests, on the core TestMain kept for it.
-	t.Cleanup(cores.give)
-	needArm64(t)
+	needArm64(t, false)
 	need(t, "sfdisk")
-	t.Parallel()
 	env := []string{"CAIRN_CLUSTERS=" + t.TempDir()}
 	dir := t.TempDir()
 	hello := filepath.Join(dir, "hello.tar")
@@ -98,13 +95,16 @@ func TestCluster(t *testing.T) {
 
 	// The images' order gives their LAN cards 52:54:00:77:00:01 to :03,
 	// which their configs name.
-	// The API on a port of its own: TestMakeRun's cairn vm, beside this
-	// test, takes 6443. The kubectl line then names the port.
-	vm := startCairnVM(t, nil, "--forward", fmt.Sprintf("%d:6443", freePort(t)), srvImg, agentImg, impostorImg)
+	// The API on a port of its own, which the kubectl line then names.
+	port := freePort(t)
+	vm := startCairnVM(t, nil, "--forward", fmt.Sprintf("%d:6443", port), srvImg, agentImg, impostorImg)
 	server, agent, impostor := vm.node("server"), vm.node("agent-1"), vm.node("impostor")
 	serverReady(t, server)
 	kubeconfig := filepath.Join(dir, "server", "kubeconfig")
 	base := vm.kubectl(t, kubeconfig, "server")
+	if want := fmt.Sprintf("https://127.0.0.1:%d", port); base != want {
+		t.Errorf("cairn vm's kubectl line names the API at %s, want --server %s", base, want)
+	}
 	if !strings.Contains(server.Output(), `msg="datastore ready" backend=sqlite`) {
 		t.Errorf("the server did not say its datastore is SQLite\nconsole:\n%s", server.Output())
 	}
@@ -284,7 +284,7 @@ spec:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lan.Close() })
-	alone, err := qemu.Start(qemu.Options{Board: board, Image: srvImg, Forward: []string{base[strings.LastIndex(base, ":")+1:] + ":6443"}, LAN: lan.Join(), LANMAC: "52:54:00:77:00:01"})
+	alone, err := qemu.Start(qemu.Options{Board: board, Image: srvImg, Forward: []string{fmt.Sprintf("%d:6443", port)}, LAN: lan.Join(), LANMAC: "52:54:00:77:00:01"})
 	if err != nil {
 		t.Fatal(err)
 	}

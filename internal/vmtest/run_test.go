@@ -16,7 +16,6 @@ import (
 
 	"github.com/cairn-os/cairn/boards"
 	"github.com/cairn-os/cairn/image/inspect"
-	"github.com/cairn-os/cairn/internal/qemu"
 )
 
 // TestMakeRun is what make run does, as a new user does it: cairn build
@@ -25,8 +24,7 @@ import (
 // forwards the API and, once the API is ready, says the kubectl line that
 // reaches it. The test runs that line, then stops cairn vm as Ctrl-C would.
 func TestMakeRun(t *testing.T) {
-	needArm64(t)
-	beside(t)
+	needArm64(t, true)
 	dir := t.TempDir()
 	env := []string{"CAIRN_CLUSTERS=" + filepath.Join(dir, "clusters")}
 	img := filepath.Join(dir, "out", "default.img")
@@ -46,10 +44,7 @@ func TestMakeRun(t *testing.T) {
 		t.Errorf("the image says board %q, role %q, cluster %q; want qemu-arm64, server, default", info.Board, info.Role, info.Cluster)
 	}
 
-	// One CPU on a machine without KVM, as cairn vm gives each of several
-	// VMs: this test runs beside another.
-	board, _ := boards.Get("qemu-arm64")
-	vm := startCairnVM(t, env, "--cpus", fmt.Sprint(besideCPUs(board)), img)
+	vm := startCairnVM(t, env, img)
 	server := vm.kubectl(t, kubeconfig, "cairn-demo")
 	// What the line is on a machine without kubectl: cairnd's own.
 	if out, err := cairnProgram(t, env, "kubectl", "--kubeconfig", kubeconfig, "--server", server, "get", "nodes"); err != nil || !regexp.MustCompile(`(?m)^cairn-demo\s+Ready\s`).MatchString(out) {
@@ -61,18 +56,15 @@ func TestMakeRun(t *testing.T) {
 	vm.interrupt(t)
 }
 
-// besideCPUs is the virtual CPUs of a VM in a test that runs beside
-// another (t.Parallel): what cairn vm gives each of two VMs on this
-// machine (one without KVM), so that the VMs of the tests side by side do
-// not outnumber its cores.
-func besideCPUs(board *boards.Profile) int { return qemu.CPUs(board.QEMU.Binary, 2) }
-
-func needArm64(t *testing.T) {
+func needArm64(t *testing.T, parallel bool) {
 	board, err := boards.Get("qemu-arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
 	need(t, board.QEMU.Binary)
+	if parallel {
+		t.Parallel()
+	}
 }
 
 // cairnVM is bin/cairn vm running as a program, in a process group of its

@@ -39,7 +39,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	need(t, board.QEMU.Binary)
-	beside(t)
+	t.Parallel()
 	dir := t.TempDir()
 	fleetDir := filepath.Join(dir, "fleet")
 	// The CLI runs as its own program, with the fleet in its environment:
@@ -67,7 +67,7 @@ func TestUpdate(t *testing.T) {
 
 	port := freePort(t)
 	node := fmt.Sprintf("127.0.0.1:%d", port)
-	vm, err := qemu.Start(qemu.Options{Board: board, Image: v1, SMP: besideCPUs(board), Reboot: true, Forward: []string{fmt.Sprintf("%d:%d", port, nodeapi.Port)}})
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: v1, Reboot: true, Forward: []string{fmt.Sprintf("%d:%d", port, nodeapi.Port)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ const bootTimeout = 6 * time.Minute
 // bootUntilReady starts the VM and waits for init's ready line.
 func bootUntilReady(t *testing.T, board *boards.Profile, img string) *qemu.VM {
 	t.Helper()
-	vm, err := qemu.Start(qemu.Options{Board: board, Image: img, SMP: besideCPUs(board)})
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: img})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +47,9 @@ func mustRun(t *testing.T, vm *qemu.VM, cmd string) string {
 	return out
 }
 
-// The tests of one VM below run beside the other VM tests, one core each
-// (beside, in helpers_test.go).
+// The tests of one VM below run in parallel with each other (as many at a
+// time as there are cores: go test's -parallel is GOMAXPROCS), after the
+// others: one software-emulated VM keeps about one core busy.
 
 // TestQEMUArm64 and TestQEMUAmd64 boot the board's image twice (a power cut
 // between) and check what only a boot proves: DHCP, host name, NTP time,
@@ -59,7 +60,7 @@ func TestQEMUArm64(t *testing.T) { bootTwice(t, "qemu-arm64") }
 func TestQEMUAmd64(t *testing.T) { bootTwice(t, "qemu-amd64") }
 
 func bootTwice(t *testing.T, boardName string) {
-	beside(t)
+	t.Parallel()
 	board, err := boards.Get(boardName)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +178,7 @@ debug:
 // TestQEMUArm64Static boots a config with a static address, gateway,
 // resolvers and search domain, and no DHCP.
 func TestQEMUArm64Static(t *testing.T) {
-	beside(t)
+	t.Parallel()
 	need(t, "qemu-system-aarch64")
 	config := `apiVersion: cairn.dev/v1alpha1
 kind: Node
@@ -229,7 +230,7 @@ debug:
 // them; the image itself is the SD card. The test waits until init has
 // mounted the root from slot A and made the data partition on the card.
 func TestRaspi3b(t *testing.T) {
-	beside(t)
+	t.Parallel()
 	need(t, "qemu-system-aarch64", "mcopy", "sfdisk")
 	dir := t.TempDir()
 	img := buildImage(t, "rpi3", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: pi3\n", dir)

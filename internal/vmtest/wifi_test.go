@@ -55,8 +55,7 @@ debug:
 // back, with a new lease; and keeps Ethernet up beside Wi-Fi, its default
 // route preferred.
 func TestWiFi(t *testing.T) {
-	needArm64(t)
-	beside(t)
+	needArm64(t, true)
 	need(t, "mcopy", "sfdisk")
 	dir := t.TempDir()
 	img := buildImage(t, "qemu-arm64", wifiConfig, dir)
@@ -80,7 +79,7 @@ func TestWiFi(t *testing.T) {
 	addToInitramfs(t, filepath.Join(dir, "initrd.img"), initrd, "wifiap", testProgram(t, "wifiap", "arm64"))
 
 	board, _ := boards.Get("qemu-arm64")
-	vm, err := qemu.Start(qemu.Options{Board: board, Image: img, SMP: besideCPUs(board),
+	vm, err := qemu.Start(qemu.Options{Board: board, Image: img,
 		Kernel: filepath.Join(dir, "vmlinuz"), Initrd: initrd, Append: string(options[1]) + " rdinit=/wifiap"})
 	if err != nil {
 		t.Fatal(err)

@@ -90,15 +90,14 @@ Ctrl-C stops them all.`,
 				if err := growImage(v.image, size); err != nil {
 					return err
 				}
-				v.cpus = cpus
 			}
 			if len(vms) == 1 {
-				if err := vms[0].boot(cmd, logger(), qemu.Options{Console: cmd.OutOrStdout(), Stdin: true}); err != nil {
+				if err := vms[0].boot(cmd, logger(), qemu.Options{Console: cmd.OutOrStdout(), Stdin: true, SMP: cpus}); err != nil {
 					return err
 				}
 				return waitVM(cmd.Context(), vms[0].vm)
 			}
-			return bootLAN(cmd, logger(), vms)
+			return bootLAN(cmd, logger(), vms, cpus)
 		},
 	}
 	c.Flags().StringVarP(&board, "board", "b", "", "board the images were built for (default: read from each image)")
@@ -114,7 +113,6 @@ type vmPlan struct {
 	info        boot.BuildInfo
 	board       *boards.Profile
 	forward     []string
-	cpus        int
 	apiHost     string // this machine's port of a server's API
 	kubeconfig  string // a server's admin kubeconfig, when the build wrote one
 	vm          *qemu.VM
@@ -167,11 +165,11 @@ func nameVMs(vms []*vmPlan) error {
 // lanMAC is the LAN card's address of the Nth image (from 0).
 func lanMAC(n int) string { return fmt.Sprintf("52:54:00:77:00:%02x", n+1) }
 
-// boot starts the VM with o's console and LAN, and announces a server's
+// boot starts the VM with o's console, LAN and CPUs, and announces a server's
 // API when it is ready.
 func (v *vmPlan) boot(cmd *cobra.Command, log *slog.Logger, o qemu.Options) error {
-	o.Board, o.Image, o.Forward, o.SMP, o.Reboot, o.KeepOutput = v.board, v.image, v.forward, v.cpus, true, 1<<20
-	log.Info("booting", "image", v.image, "board", v.board.Name, "accel", qemu.Accel(v.board.QEMU.Binary), "cpus", v.cpus, "forward", v.forward, "lan", o.LANMAC)
+	o.Board, o.Image, o.Forward, o.Reboot, o.KeepOutput = v.board, v.image, v.forward, true, 1<<20
+	log.Info("booting", "image", v.image, "board", v.board.Name, "accel", qemu.Accel(v.board.QEMU.Binary), "cpus", o.SMP, "forward", v.forward, "lan", o.LANMAC)
 	vm, err := qemu.Start(o)
 	if err != nil {
 		return err
@@ -185,7 +183,7 @@ func (v *vmPlan) boot(cmd *cobra.Command, log *slog.Logger, o qemu.Options) erro
 
 // bootLAN boots several VMs on one LAN, their console lines prefixed with
 // their names, until all have stopped or the command is interrupted.
-func bootLAN(cmd *cobra.Command, log *slog.Logger, vms []*vmPlan) error {
+func bootLAN(cmd *cobra.Command, log *slog.Logger, vms []*vmPlan, cpus int) error {
 	lan, err := qemu.NewLAN()
 	if err != nil {
 		return err
@@ -205,7 +203,7 @@ func bootLAN(cmd *cobra.Command, log *slog.Logger, vms []*vmPlan) error {
 	}
 	for i, v := range vms {
 		v.console = &prefixWriter{out: out, prefix: fmt.Sprintf("%-*s | ", width, v.name)}
-		if err := v.boot(cmd, log, qemu.Options{Console: v.console, LAN: lan.Join(), LANMAC: lanMAC(i)}); err != nil {
+		if err := v.boot(cmd, log, qemu.Options{Console: v.console, LAN: lan.Join(), LANMAC: lanMAC(i), SMP: cpus}); err != nil {
 			stopAll()
 			return fmt.Errorf("%s: %w", v.image, err)
 		}

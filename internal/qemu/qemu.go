@@ -233,6 +233,7 @@ func Start(o Options) (*VM, error) {
 	if o.Stdin {
 		v.cmd.Stdin = os.Stdin
 	} else if v.in, err = v.cmd.StdinPipe(); err != nil {
+		os.RemoveAll(tmp)
 		return nil, err
 	}
 	if err := v.cmd.Start(); err != nil {
@@ -241,11 +242,13 @@ func Start(o Options) (*VM, error) {
 	}
 	go func() {
 		v.err = v.cmd.Wait()
+		// Before done: a program that exits once Kill or Wait returns
+		// leaves no folder behind.
+		os.RemoveAll(tmp)
 		v.mu.Lock()
 		close(v.done)
 		v.grow.Broadcast()
 		v.mu.Unlock()
-		os.RemoveAll(tmp)
 	}()
 	return v, nil
 }

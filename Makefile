@@ -7,7 +7,9 @@ SHELL    := /bin/bash
 TIMED     = ./scripts/timed $@
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/cairn-os/cairn/internal/cli.Version=$(VERSION)
-GOFLAGS  := -trimpath
+# No DWARF from the compiler: every binary is linked with -w, which drops
+# it anyway, and without it Kubernetes compiles about a sixth faster.
+GOFLAGS  := -trimpath -gcflags=all=-dwarf=false
 MODULE   := github.com/cairn-os/cairn
 BOARD    ?= qemu-arm64
 HOSTARCH := $(shell $(GO) env GOHOSTARCH)
@@ -141,7 +143,7 @@ FUZZTIME ?=
 fuzz:
 	@for f in $(FUZZ); do \
 		pkg=$${f%%:*}; rest=$${f#*:}; name=$${rest%%:*}; n=$${rest#*:}; \
-		./scripts/timed "fuzz $$pkg:$$name" $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(or $(FUZZTIME),$$n) -fuzzminimizetime 0 ./$$pkg/ || exit 1; \
+		./scripts/timed "fuzz $$pkg:$$name" $(GO) test $(GOFLAGS) -run '^$$' -fuzz "^$$name$$" -fuzztime $(or $(FUZZTIME),$$n) -fuzzminimizetime 0 ./$$pkg/ || exit 1; \
 	done
 
 bench: deps build upstream

@@ -111,7 +111,7 @@ func TestCluster(t *testing.T) {
 	api := newKubeClient(t, kubeconfig, base)
 	kubectl := kubectlFor(t, kubeconfig, api.base)
 	checkControlPlane(t, server, api)
-	checkManifests(t, server, kubectl)
+	checkManifests(t, server, kubectl, api)
 
 	// The impostor: refused for the name, which belongs to the servers
 	// (the apiserver's certificate has it), said on both sides, retried
@@ -161,7 +161,9 @@ func TestCluster(t *testing.T) {
 	// registered, which the concurrent boot leaves open.
 	cidrs := map[string]string{}
 	for _, n := range []string{"server", "agent-1"} {
-		cidrs[n] = kubectl.must("get", "node", n, "-o", "jsonpath={.spec.podCIDR}")
+		var node struct{ Spec struct{ PodCIDR string } }
+		api.json(t, "GET", "/api/v1/nodes/"+n, nil, 200, &node)
+		cidrs[n] = node.Spec.PodCIDR
 		if !regexp.MustCompile(`^10\.42\.\d+\.0/24$`).MatchString(cidrs[n]) {
 			t.Errorf("node %s has pod network %q", n, cidrs[n])
 		}
@@ -177,8 +179,10 @@ func TestCluster(t *testing.T) {
 	}
 
 	// The join kept the agent's node password (a hash) for its next joins.
-	if out := kubectl.must("get", "secret", "-n", "kube-system", "agent-1.node-password.cairn", "-o", "jsonpath={.data.hash}"); len(out) < 64 {
-		t.Errorf("the agent's node password Secret: %q", out)
+	var secret struct{ Data map[string]string }
+	api.json(t, "GET", "/api/v1/namespaces/kube-system/secrets/agent-1.node-password.cairn", nil, 200, &secret)
+	if len(secret.Data["hash"]) < 64 {
+		t.Errorf("the agent's node password Secret: %v", secret.Data)
 	}
 	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"); strings.TrimSpace(out) != "agent-1=True\nserver=True" {
 		t.Errorf("nodes:\n%s", out)
@@ -212,7 +216,7 @@ func TestCluster(t *testing.T) {
 	if out, err := kubectl.run("rollout", "status", "deployment/hello", "--timeout=10m"); err != nil {
 		t.Fatalf("deployment: %v\n%s\nconsole:\n%s", err, out, server.Output())
 	}
-	runClient(t, kubectl, "client-1", "server", pulled, "http://hello.default.svc.cluster.local/", "hello from hello-")
+	runClient(t, api, "client-1", "server", pulled, "http://hello.default.svc.cluster.local/", "hello from hello-")
 	if out := kubectl.must("logs", "deployment/hello"); !strings.Contains(out, "hello: serving on :8080") || !strings.Contains(out, "GET /") {
 		t.Errorf("kubectl logs of the server's pod: %q", out)
 	}
@@ -231,15 +235,19 @@ spec:
 	if out, err := kubectl.run("wait", "--for=condition=Ready", "pod/web-srv", "pod/web-edge", "--timeout=10m"); err != nil {
 		t.Fatalf("web pods: %v\n%s\nserver console:\n%s\nagent console:\n%s", err, out, server.Output(), agent.Output())
 	}
-	ipOf := func(pod string) string { return kubectl.must("get", "pod", pod, "-o", "jsonpath={.status.podIP}") }
+	ipOf := func(pod string) string {
+		var p struct{ Status struct{ PodIP string } }
+		api.json(t, "GET", "/api/v1/namespaces/default/pods/"+pod, nil, 200, &p)
+		return p.Status.PodIP
+	}
 	srvPod, edgePod := ipOf("web-srv"), ipOf("web-edge")
 
 	// Across nodes both ways, by pod address, and by Service name from the agent.
-	startClient(kubectl, "from-edge", "agent-1", "cairn.test/hello:1", "http://"+srvPod+":8080/from-edge", "hello from web-srv")
-	startClient(kubectl, "from-srv", "server", "cairn.test/hello:1", "http://"+edgePod+":8080/from-srv", "hello from web-edge")
-	startClient(kubectl, "dns-edge", "agent-1", "cairn.test/hello:1", "http://web.default.svc.cluster.local/by-name", "hello from web-srv")
+	startClient(t, api, "from-edge", "agent-1", "cairn.test/hello:1", "http://"+srvPod+":8080/from-edge", "hello from web-srv")
+	startClient(t, api, "from-srv", "server", "cairn.test/hello:1", "http://"+edgePod+":8080/from-srv", "hello from web-edge")
+	startClient(t, api, "dns-edge", "agent-1", "cairn.test/hello:1", "http://web.default.svc.cluster.local/by-name", "hello from web-srv")
 	for _, c := range []string{"from-edge", "from-srv", "dns-edge"} {
-		waitSucceeded(t, kubectl, c)
+		waitSucceeded(t, api, c)
 	}
 	// The server pod saw the agent's pod address, not a masqueraded one.
 	clientIP := ipOf("from-edge")
@@ -309,7 +317,7 @@ spec:
 	})
 	// The short name, through the search path. The pod succeeds only if the
 	// answer came from the hello pod; it logs where the answer came from.
-	runClient(t, kubectl, "client-2", "server", "cairn.test/hello:1", "http://hello/", "hello from hello-")
+	runClient(t, api, "client-2", "server", "cairn.test/hello:1", "http://hello/", "hello from hello-")
 	alone.Kill()
 
 	_, parts := partitions(t, srvImg)

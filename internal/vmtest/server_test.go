@@ -75,19 +75,25 @@ data: {zone: a}
 // checkManifests: the config's manifests are applied at start, an object
 // deleted by hand comes back, and an object the server applied before but
 // no manifest has any more is deleted, while one it did not apply is not.
-func checkManifests(t *testing.T, vm console, kubectl kubectl) {
+func checkManifests(t *testing.T, vm console, kubectl kubectl, api *kubeClient) {
 	t.Helper()
 	if _, err := vm.WaitFor(`msg="manifests applied" objects=3`, 0, 5*time.Minute); err != nil {
 		t.Errorf("%v\nconsole:\n%s", err, vm.Output())
 	}
-	if out := kubectl.must("get", "configmap", "settings", "-n", "site", "-o", `jsonpath={.data.mode} {.metadata.labels.app\.kubernetes\.io/managed-by}`); out != "edge cairn" {
-		t.Errorf("applied config map: %q, want \"edge cairn\"", out)
+	// Reads go to the API directly (kubectl is emulated, seconds a run);
+	// the writes are kubectl's.
+	var settings struct {
+		Metadata struct{ Labels map[string]string }
+		Data     map[string]string
 	}
-	kubectl.must("get", "configmap", "site-defaults", "-n", "default")
+	api.json(t, "GET", "/api/v1/namespaces/site/configmaps/settings", nil, 200, &settings)
+	if settings.Data["mode"] != "edge" || settings.Metadata.Labels["app.kubernetes.io/managed-by"] != "cairn" {
+		t.Errorf("applied config map: data %v, labels %v; want mode edge, managed by cairn", settings.Data, settings.Metadata.Labels)
+	}
+	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/site-defaults", nil, 200, nil)
 	kubectl.must("delete", "configmap", "settings", "-n", "site")
 	eventually(t, 4*time.Minute, "the deleted config map to come back", func() bool {
-		_, err := kubectl.run("get", "configmap", "settings", "-n", "site")
-		return err == nil
+		return api.status(t, "/api/v1/namespaces/site/configmaps/settings") == 200
 	})
 	// As if an update had removed its manifest: the server's record lists
 	// an object it applied (its label, its field manager), and the
@@ -96,11 +102,12 @@ func checkManifests(t *testing.T, vm console, kubectl kubectl) {
 	kubectl.must("apply", "--server-side", "--field-manager=cairn", "-f", writeManifest(t, t.TempDir(), retiredManifest))
 	kubectl.must("create", "configmap", "bystander", "-n", "default")
 	eventually(t, 4*time.Minute, "the retired config map to be deleted", func() bool {
-		if _, err := kubectl.run("get", "configmap", "retired", "-n", "default"); err != nil {
+		if api.status(t, "/api/v1/namespaces/default/configmaps/retired") == 404 {
 			return true
 		}
-		objs := kubectl.must("get", "configmap", "cairn-manifests", "-n", "kube-system", "-o", "jsonpath={.data.objects}")
-		if !strings.Contains(objs, "v1 ConfigMap default retired") {
+		var record struct{ Data map[string]string }
+		api.json(t, "GET", "/api/v1/namespaces/kube-system/configmaps/cairn-manifests", nil, 200, &record)
+		if objs := record.Data["objects"]; !strings.Contains(objs, "v1 ConfigMap default retired") {
 			patch, _ := json.Marshal(map[string]any{"data": map[string]string{"objects": objs + "\nv1 ConfigMap default retired\nv1 ConfigMap default bystander\n"}})
 			kubectl.must("patch", "configmap", "cairn-manifests", "-n", "kube-system", "--type=merge", "-p", string(patch))
 		}
@@ -113,7 +120,7 @@ func checkManifests(t *testing.T, vm console, kubectl kubectl) {
 	if !strings.Contains(out, `msg="manifest object left alone: the record lists it, but cairn did not apply it" object="v1 ConfigMap default bystander"`) {
 		t.Errorf("the server did not say it left the bystander alone\nconsole:\n%s", out)
 	}
-	kubectl.must("get", "configmap", "bystander", "-n", "default")
+	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/bystander", nil, 200, nil)
 }
 
 const retiredManifest = `apiVersion: v1
@@ -210,6 +217,17 @@ func (k *kubeClient) json(t *testing.T, method, path string, body any, want int,
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
 	}
+}
+
+// text is a GET's body, whatever its status (a pod's log, say).
+func (k *kubeClient) text(t *testing.T, path string) string {
+	resp, err := k.do("GET", path, nil)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func (k *kubeClient) do(method, path string, body io.Reader) (*http.Response, error) {

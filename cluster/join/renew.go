@@ -9,8 +9,11 @@ import (
 	"github.com/cairn-os/cairn/internal/retry"
 )
 
-// Backoff is the wait between failed joins: 5 s, doubling up to 2 min.
-var Backoff = retry.Backoff{Min: 5 * time.Second, Max: 2 * time.Minute}
+// Backoff is the wait between failed joins: 5 s, doubling up to 30 s. An
+// agent that boots before its server (power back in a rack) joins within
+// 30 s of the server's coming up, and a refused one asks twice a minute,
+// which the join endpoint's limits absorb.
+var Backoff = retry.Backoff{Min: 5 * time.Second, Max: 30 * time.Second}
 
 // CheckEvery bounds a wait for the renewal time, so that a clock set
 // after boot (by NTP, on a board without one) is taken into account.

@@ -34,11 +34,14 @@ func helloImage(t *testing.T, arch, out string) {
 // helloBinary builds testdata/hello for arch.
 func helloBinary(t *testing.T, arch string) []byte { return testProgram(t, "hello", arch) }
 
-// testProgram builds testdata/NAME, statically, for Linux on arch.
+// testProgram builds testdata/NAME, statically, for Linux on arch, with
+// the Makefile's compiler flags (GOFLAGS there), so that it reuses the
+// standard library that make compiled for init: on a machine with an
+// empty build cache, other flags cost a compile of it, 85 s.
 func testProgram(t *testing.T, name, arch string) []byte {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/"+name)
+	cmd := exec.Command("go", "build", "-trimpath", "-gcflags=all=-dwarf=false", "-ldflags=-s -w", "-o", bin, "./testdata/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building testdata/%s: %v\n%s", name, err, b)

@@ -8,7 +8,9 @@ TIMED     = ./scripts/timed $@
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/cairn-os/cairn/internal/cli.Version=$(VERSION)
 # No DWARF from the compiler: every binary is linked with -w, which drops
-# it anyway, and without it the compiler does about a tenth less work.
+# it anyway, and without it the compiler does about a tenth less work. Test
+# binaries lose it too (stack traces keep their file:line; a debugger
+# needs a build of its own).
 # (internal/vmtest builds its test programs with these flags too, to share
 # the compiled standard library.)
 GOFLAGS  := -trimpath -gcflags=all=-dwarf=false

@@ -75,7 +75,10 @@ data: {zone: a}
 // checkManifests: the config's manifests are applied at start, an object
 // deleted by hand comes back, and an object the server applied before but
 // no manifest has any more is deleted, while one it did not apply is not.
-func checkManifests(t *testing.T, vm console, kubectl kubectl, api *kubeClient) {
+// It makes the changes at once and returns the check of their outcome,
+// which the server's next sync (SyncInterval) brings: the caller runs it
+// later, with other work done in between rather than a wait.
+func checkManifests(t *testing.T, vm console, kubectl kubectl, api *kubeClient) (check func()) {
 	t.Helper()
 	if _, err := vm.WaitFor(`msg="manifests applied" objects=3`, 0, 5*time.Minute); err != nil {
 		t.Errorf("%v\nconsole:\n%s", err, vm.Output())
@@ -92,35 +95,44 @@ func checkManifests(t *testing.T, vm console, kubectl kubectl, api *kubeClient) 
 	}
 	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/site-defaults", nil, 200, nil)
 	kubectl.must("delete", "configmap", "settings", "-n", "site")
-	eventually(t, 4*time.Minute, "the deleted config map to come back", func() bool {
-		return api.status(t, "/api/v1/namespaces/site/configmaps/settings") == 200
-	})
 	// As if an update had removed its manifest: the server's record lists
 	// an object it applied (its label, its field manager), and the
 	// manifests no longer have it. A bystander made by hand and slipped into
 	// the record is not the server's to delete.
 	kubectl.must("apply", "--server-side", "--field-manager=cairn", "-f", writeManifest(t, t.TempDir(), retiredManifest))
 	kubectl.must("create", "configmap", "bystander", "-n", "default")
-	eventually(t, 4*time.Minute, "the retired config map to be deleted", func() bool {
-		if api.status(t, "/api/v1/namespaces/default/configmaps/retired") == 404 {
-			return true
-		}
+	// The record lists the two until a sync acts on them (a sync between
+	// the apply and this patch writes the record without them).
+	recorded := func() {
 		var record struct{ Data map[string]string }
 		api.json(t, "GET", "/api/v1/namespaces/kube-system/configmaps/cairn-manifests", nil, 200, &record)
 		if objs := record.Data["objects"]; !strings.Contains(objs, "v1 ConfigMap default retired") {
 			patch, _ := json.Marshal(map[string]any{"data": map[string]string{"objects": objs + "\nv1 ConfigMap default retired\nv1 ConfigMap default bystander\n"}})
 			kubectl.must("patch", "configmap", "cairn-manifests", "-n", "kube-system", "--type=merge", "-p", string(patch))
 		}
-		return false
-	})
-	out := vm.Output()
-	if !strings.Contains(out, `msg="manifest object deleted: no manifest has it any more" object="v1 ConfigMap default retired"`) {
-		t.Errorf("the server did not log the deletion\nconsole:\n%s", out)
 	}
-	if !strings.Contains(out, `msg="manifest object left alone: the record lists it, but cairn did not apply it" object="v1 ConfigMap default bystander"`) {
-		t.Errorf("the server did not say it left the bystander alone\nconsole:\n%s", out)
+	recorded()
+	return func() {
+		t.Helper()
+		eventually(t, 4*time.Minute, "the deleted config map to come back", func() bool {
+			return api.status(t, "/api/v1/namespaces/site/configmaps/settings") == 200
+		})
+		eventually(t, 4*time.Minute, "the retired config map to be deleted", func() bool {
+			if api.status(t, "/api/v1/namespaces/default/configmaps/retired") == 404 {
+				return true
+			}
+			recorded()
+			return false
+		})
+		out := vm.Output()
+		if !strings.Contains(out, `msg="manifest object deleted: no manifest has it any more" object="v1 ConfigMap default retired"`) {
+			t.Errorf("the server did not log the deletion\nconsole:\n%s", out)
+		}
+		if !strings.Contains(out, `msg="manifest object left alone: the record lists it, but cairn did not apply it" object="v1 ConfigMap default bystander"`) {
+			t.Errorf("the server did not say it left the bystander alone\nconsole:\n%s", out)
+		}
+		api.json(t, "GET", "/api/v1/namespaces/default/configmaps/bystander", nil, 200, nil)
 	}
-	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/bystander", nil, 200, nil)
 }
 
 const retiredManifest = `apiVersion: v1

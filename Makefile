@@ -62,11 +62,14 @@ bin/linux-%/pause: cmd/pause/main.go
 # start last, after all of Kubernetes, with the other core idle: it is
 # compiled first, beside the rest, and the build of cairnd then finds it in
 # the Go build cache.
+# (A background job ignores Ctrl-C: the trap stops it, with the C compiler
+# in its process group, as does a failure.)
 bin/linux-%/cairnd: $(SOURCES)
-	env CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' github.com/mattn/go-sqlite3 & sqlite=$$!; \
+	setsid env CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' github.com/mattn/go-sqlite3 & sqlite=$$!; \
+	trap 'kill -- -$$sqlite 2>/dev/null' INT TERM; \
 	$(TIMED) env CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
 		-ldflags '-s -w $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/cairnd; \
-	rc=$$?; wait $$sqlite; exit $$rc
+	rc=$$?; [ $$rc = 0 ] || kill -- -$$sqlite 2>/dev/null; wait $$sqlite; exit $$rc
 
 # The same Kubernetes release as separate upstream programs, and containerd
 # as a program of its own, the way a kubeadm node runs them (arm64 only):

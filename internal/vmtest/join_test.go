@@ -38,7 +38,8 @@ import (
 // authentication, objects stored, controllers at work, Pod Security
 // admission, the config's manifests applied and kept. A join with the
 // cluster's token under the server's node name is refused for the name,
-// and the server logs it. The agent, booted with the server, retries its
+// and the server logs it (what an agent says when refused is cluster/join's
+// error text, tested there). The agent, booted with the server, retries its
 // joins with growing back-off until the server is up, then joins with the
 // cluster's token; its node password is kept, and it becomes Ready. A
 // Deployment of an image the test builds and bakes in runs behind a
@@ -97,6 +98,9 @@ func TestCluster(t *testing.T) {
 	// The API on a port of its own, which the kubectl line then names, and
 	// the join endpoint, for a join the test sends itself.
 	port, joinPort := freePort(t), freePort(t)
+	for joinPort == port {
+		joinPort = freePort(t)
+	}
 	vm := startCairnVM(t, nil, "--forward", fmt.Sprintf("%d:6443", port), "--forward", fmt.Sprintf("%d:%d", joinPort, join.Port), srvImg, agentImg)
 	server, agent := vm.node("server"), vm.node("agent-1")
 	serverReady(t, server)
@@ -283,6 +287,11 @@ spec:
 	stopped := regexp.MustCompile(`(?m)^cairn: agent-1 stopped \(`)
 	eventually(t, time.Minute, "cairn vm to say agent-1 stopped", func() bool { return stopped.MatchString(vm.console.String()) })
 	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/kept", nil, 200, nil)
+	select {
+	case err := <-vm.exited:
+		t.Fatalf("cairn vm stopped (%v) with agent-1", err)
+	default:
+	}
 	vm.interrupt(t)
 	lan, err := qemu.NewLAN()
 	if err != nil {

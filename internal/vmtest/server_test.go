@@ -95,14 +95,14 @@ func checkManifests(t *testing.T, vm console, kubectl kubectl, api *kubeClient) 
 	}
 	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/site-defaults", nil, 200, nil)
 	kubectl.must("delete", "configmap", "settings", "-n", "site")
+	deleted := time.Now()
 	// As if an update had removed its manifest: the server's record lists
 	// an object it applied (its label, its field manager), and the
 	// manifests no longer have it. A bystander made by hand and slipped into
 	// the record is not the server's to delete.
 	kubectl.must("apply", "--server-side", "--field-manager=cairn", "-f", writeManifest(t, t.TempDir(), retiredManifest))
 	kubectl.must("create", "configmap", "bystander", "-n", "default")
-	// The record lists the two until a sync acts on them (a sync between
-	// the apply and this patch writes the record without them).
+	// recorded lists the two in the server's record, unless it has them.
 	recorded := func() {
 		var record struct{ Data map[string]string }
 		api.json(t, "GET", "/api/v1/namespaces/kube-system/configmaps/cairn-manifests", nil, 200, &record)
@@ -117,6 +117,11 @@ func checkManifests(t *testing.T, vm console, kubectl kubectl, api *kubeClient) 
 		eventually(t, 4*time.Minute, "the deleted config map to come back", func() bool {
 			return api.status(t, "/api/v1/namespaces/site/configmaps/settings") == 200
 		})
+		var back struct{ Metadata struct{ CreationTimestamp time.Time } }
+		api.json(t, "GET", "/api/v1/namespaces/site/configmaps/settings", nil, 200, &back)
+		if after := back.Metadata.CreationTimestamp.Sub(deleted); after > 4*time.Minute {
+			t.Errorf("the deleted config map came back %s after, want within 4m (the server applies its manifests every minute)", after.Round(time.Second))
+		}
 		eventually(t, 4*time.Minute, "the retired config map to be deleted", func() bool {
 			if api.status(t, "/api/v1/namespaces/default/configmaps/retired") == 404 {
 				return true

@@ -61,13 +61,15 @@ bin/linux-%/pause: cmd/pause/main.go
 # The C of SQLite is one compile of about a minute, which go build would
 # start last, after all of Kubernetes, with the other core idle: it is
 # compiled first, beside the rest, and the build of cairnd then finds it in
-# the Go build cache.
+# the Go build cache: both builds are CAIRND_BUILD, since any difference
+# in environment, tags or compiler flags would miss it.
 # (A background job ignores Ctrl-C: the trap stops it, with the C compiler
 # in its process group, as does a failure.)
+CAIRND_BUILD = env CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)'
 bin/linux-%/cairnd: $(SOURCES)
-	setsid env CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' github.com/mattn/go-sqlite3 & sqlite=$$!; \
+	setsid $(CAIRND_BUILD) github.com/mattn/go-sqlite3 & sqlite=$$!; \
 	trap 'kill -- -$$sqlite 2>/dev/null' INT TERM; \
-	$(TIMED) env CGO_ENABLED=1 CC=$(call cc,$*) GOOS=linux GOARCH=$* $(GO) build $(GOFLAGS) -tags '$(CAIRND_TAGS)' \
+	$(TIMED) $(CAIRND_BUILD) \
 		-ldflags '-s -w $(K8S_LDFLAGS) -linkmode external -extldflags -static' -o $@ ./cmd/cairnd; \
 	rc=$$?; [ $$rc = 0 ] || kill -- -$$sqlite 2>/dev/null; wait $$sqlite; exit $$rc
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -36,6 +37,10 @@ func TestMain(m *testing.M) {
 	// Every image's build time, unless a test sets its own (t.Setenv in a
 	// test would keep it from running in parallel with others).
 	os.Setenv("SOURCE_DATE_EPOCH", "1780000000")
+	// turn, not -parallel, says how many tests run at once: each waits
+	// for cores for its VMs.
+	flag.Parse()
+	flag.Set("test.parallel", "1000")
 	os.Exit(m.Run())
 }
 

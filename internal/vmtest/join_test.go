@@ -53,7 +53,8 @@ import (
 // not. (kine on PostgreSQL is tested in cluster/datastore, against a real
 // PostgreSQL; a token with another secret in cluster/join.)
 func TestCluster(t *testing.T) {
-	needArm64(t, false)
+	needArm64(t)
+	giveBack := turn(t, 2, 340)
 	need(t, "sfdisk")
 	env := []string{"CAIRN_CLUSTERS=" + t.TempDir()}
 	dir := t.TempDir()
@@ -286,6 +287,7 @@ spec:
 	vm.killQEMU(t, agentImg)
 	stopped := regexp.MustCompile(`(?m)^cairn: agent-1 stopped \(`)
 	eventually(t, time.Minute, "cairn vm to say agent-1 stopped", func() bool { return stopped.MatchString(vm.console.String()) })
+	giveBack(1)
 	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/kept", nil, 200, nil)
 	select {
 	case err := <-vm.exited:

@@ -24,7 +24,8 @@ import (
 // forwards the API and, once the API is ready, says the kubectl line that
 // reaches it. The test runs that line, then stops cairn vm as Ctrl-C would.
 func TestMakeRun(t *testing.T) {
-	needArm64(t, true)
+	needArm64(t)
+	turn(t, 1, 74)
 	dir := t.TempDir()
 	env := []string{"CAIRN_CLUSTERS=" + filepath.Join(dir, "clusters")}
 	img := filepath.Join(dir, "out", "default.img")
@@ -56,15 +57,12 @@ func TestMakeRun(t *testing.T) {
 	vm.interrupt(t)
 }
 
-func needArm64(t *testing.T, parallel bool) {
+func needArm64(t *testing.T) {
 	board, err := boards.Get("qemu-arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
 	need(t, board.QEMU.Binary)
-	if parallel {
-		t.Parallel()
-	}
 }
 
 // cairnVM is bin/cairn vm running as a program, in a process group of its

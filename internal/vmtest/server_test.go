@@ -117,7 +117,9 @@ func checkManifests(t *testing.T, vm console, kubectl kubectl, api *kubeClient) 
 		eventually(t, 4*time.Minute, "the deleted config map to come back", func() bool {
 			return api.status(t, "/api/v1/namespaces/site/configmaps/settings") == 200
 		})
-		var back struct{ Metadata struct{ CreationTimestamp time.Time } }
+		var back struct {
+			Metadata struct{ CreationTimestamp time.Time }
+		}
 		api.json(t, "GET", "/api/v1/namespaces/site/configmaps/settings", nil, 200, &back)
 		if after := back.Metadata.CreationTimestamp.Sub(deleted); after > 4*time.Minute {
 			t.Errorf("the deleted config map came back %s after, want within 4m (the server applies its manifests every minute)", after.Round(time.Second))

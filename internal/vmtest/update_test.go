@@ -39,7 +39,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	need(t, board.QEMU.Binary)
-	t.Parallel()
+	turn(t, 1, 152)
 	dir := t.TempDir()
 	fleetDir := filepath.Join(dir, "fleet")
 	// The CLI runs as its own program, with the fleet in its environment:

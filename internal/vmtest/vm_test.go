@@ -55,12 +55,13 @@ func mustRun(t *testing.T, vm *qemu.VM, cmd string) string {
 // between) and check what only a boot proves: DHCP, host name, NTP time,
 // files, the data partition created, grown and kept, and the root read-only.
 // Then they check the data partition the VM made with e2fsck.
-func TestQEMUArm64(t *testing.T) { bootTwice(t, "qemu-arm64") }
+func TestQEMUArm64(t *testing.T) { bootTwice(t, "qemu-arm64", 34) }
 
-func TestQEMUAmd64(t *testing.T) { bootTwice(t, "qemu-amd64") }
+func TestQEMUAmd64(t *testing.T) { bootTwice(t, "qemu-amd64", 46) }
 
-func bootTwice(t *testing.T, boardName string) {
-	t.Parallel()
+// bootTwice's secs is about how long it takes (turn).
+func bootTwice(t *testing.T, boardName string, secs int) {
+	turn(t, 1, secs)
 	board, err := boards.Get(boardName)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +179,7 @@ debug:
 // TestQEMUArm64Static boots a config with a static address, gateway,
 // resolvers and search domain, and no DHCP.
 func TestQEMUArm64Static(t *testing.T) {
-	t.Parallel()
+	turn(t, 1, 14)
 	need(t, "qemu-system-aarch64")
 	config := `apiVersion: cairn.dev/v1alpha1
 kind: Node
@@ -230,7 +231,7 @@ debug:
 // them; the image itself is the SD card. The test waits until init has
 // mounted the root from slot A and made the data partition on the card.
 func TestRaspi3b(t *testing.T) {
-	t.Parallel()
+	turn(t, 1, 68)
 	need(t, "qemu-system-aarch64", "mcopy", "sfdisk")
 	dir := t.TempDir()
 	img := buildImage(t, "rpi3", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: pi3\n", dir)

@@ -55,7 +55,8 @@ debug:
 // back, with a new lease; and keeps Ethernet up beside Wi-Fi, its default
 // route preferred.
 func TestWiFi(t *testing.T) {
-	needArm64(t, true)
+	needArm64(t)
+	turn(t, 1, 81)
 	need(t, "mcopy", "sfdisk")
 	dir := t.TempDir()
 	img := buildImage(t, "qemu-arm64", wifiConfig, dir)

@@ -1,7 +1,8 @@
 // Command testsum reads `go test -json` on stdin and prints what a CI log
 // needs: a line for each top-level test that took a second or more, a line
 // per package, the whole output of every test or package that
-// failed, and at the end the packages and the slowest tests by time. It
+// failed, and at the end the packages and the slowest tests by time (a
+// test's time counts from when it says it started, see waitedLine). It
 // exits 1 when anything failed or no package reported.
 //
 //	go test -json ./... | go run ./scripts/testsum
@@ -14,6 +15,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -108,11 +110,22 @@ func (s *summary) take(key string) string {
 	return b.String()
 }
 
+// waitedLine is what a test logs when it waited for something before it
+// started (internal/vmtest waits for cores): its time counts from then.
+var waitedLine = regexp.MustCompile(`(?m): waited (\S+) before it started`)
+
 func (s *summary) testDone(e event, key string) {
 	delete(s.running, key)
 	log := s.take(key)
+	waited := ""
+	if m := waitedLine.FindStringSubmatch(log); m != nil {
+		if d, err := time.ParseDuration(m[1]); err == nil && d.Seconds() <= e.Elapsed {
+			e.Elapsed -= d.Seconds()
+			waited = fmt.Sprintf(" (after %s waiting)", m[1])
+		}
+	}
 	if e.Action == "fail" || e.Elapsed >= slow {
-		fmt.Fprintf(s.out, "%s %-4s %s %.1fs\n", clock(), e.Action, e.Test, e.Elapsed)
+		fmt.Fprintf(s.out, "%s %-4s %s %.1fs%s\n", clock(), e.Action, e.Test, e.Elapsed, waited)
 	}
 	if e.Action == "fail" {
 		s.failed = true

@@ -2,33 +2,68 @@ package boot
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash/crc32"
+	"maps"
+	"slices"
 	"strings"
 )
 
-// UBootScript is the U-Boot script of the Raspberry Pi 3 family. U-Boot keeps
-// cairn_slot (the committed slot) and, while a new slot is on trial,
-// cairn_try (that slot) and cairn_left (boots left) in its environment on
-// the boot partition. Each trial boot uses one; when none are left the
-// committed slot boots again, so a slot that never comes up healthy falls
-// back without help from the new system. Init commits by setting cairn_slot
-// and clearing cairn_try.
+// The Raspberry Pi 3 family keeps each slot's state in a file of its own
+// on the boot partition, in U-Boot's checksummed environment format (env
+// export -c), one sector long: cairn/a.env and cairn/b.env, written by
+// Linux, hold cairn_X_state (none, trial or good) and cairn_X_gen, a number
+// that grows with each trial armed; cairn/tried.env, written by boot.scr,
+// holds cairn_tried, the generation of the last trial it started
+// (docs/adr/0012).
+const (
+	UBootEnvSize   = 512
+	UBootTriedFile = "cairn/tried.env"
+)
+
+// UBootSlotFile is the state file of slot.
+func UBootSlotFile(slot string) string { return "cairn/" + slot + ".env" }
+
+// UBootScript is the U-Boot script of the Raspberry Pi 3 family. It boots
+// the good slot with the higher generation (slot a if neither is good),
+// and the other slot instead when that one is on trial and was not tried
+// yet: it notes the trial in cairn/tried.env first, and boots the trial
+// only when that write succeeded, so that the next boot, whatever becomes
+// of this one, is the committed slot's again. A state file that is missing
+// or fails its checksum reads as none.
 func UBootScript(consoles []string, disk string, extra []string) string {
 	args := Cmdline("${boot_slot}", disk, consoles, extra)
 	return strings.Join([]string{
-		"# Cairn A/B slot selection with a boot counter",
-		"if test -z \"${cairn_slot}\"; then setenv cairn_slot a; fi",
-		"setenv boot_slot ${cairn_slot}",
-		"if test -n \"${cairn_try}\"; then",
-		"  if test \"${cairn_left}\" -gt 0; then",
-		"    setexpr cairn_left ${cairn_left} - 1",
-		"    setenv boot_slot ${cairn_try}",
+		"# Cairn: the newest good slot boots; a slot on trial boots once.",
+		"setenv cairn_a_state; setenv cairn_a_gen 0; setenv cairn_b_state; setenv cairn_b_gen 0",
+		"for s in a b; do",
+		"  if load mmc 0:1 ${kernel_addr_r} cairn/${s}.env; then env import -c ${kernel_addr_r} 0x200 cairn_${s}_state cairn_${s}_gen; fi",
+		"done",
+		"setenv boot_slot a",
+		"if test \"${cairn_b_state}\" = good; then",
+		"  if test \"${cairn_a_state}\" != good; then setenv boot_slot b; else if test ${cairn_b_gen} -gt ${cairn_a_gen}; then setenv boot_slot b; fi; fi",
+		"fi",
+		"setenv trial",
+		"if test ${boot_slot} = a; then",
+		"  if test \"${cairn_b_state}\" = trial; then setenv trial b; setenv trial_gen ${cairn_b_gen}; fi",
+		"else",
+		"  if test \"${cairn_a_state}\" = trial; then setenv trial a; setenv trial_gen ${cairn_a_gen}; fi",
+		"fi",
+		"if test -n \"${trial}\"; then",
+		"  setenv cairn_tried",
+		"  if load mmc 0:1 ${kernel_addr_r} " + UBootTriedFile + "; then env import -c ${kernel_addr_r} 0x200 cairn_tried; fi",
+		"  if test \"${cairn_tried}\" = \"${trial_gen}\"; then",
+		"    echo cairn: slot ${trial} had its trial, booting slot ${boot_slot}",
 		"  else",
-		"    echo cairn: slot ${cairn_try} used all its tries, booting ${cairn_slot}",
-		"    setenv cairn_try",
-		"    setenv cairn_left",
+		"    setenv cairn_tried ${trial_gen}",
+		"    env export -c -s 0x200 ${kernel_addr_r} cairn_tried",
+		"    if fatwrite mmc 0:1 ${kernel_addr_r} " + UBootTriedFile + " 0x200; then",
+		"      echo cairn: slot ${trial} on trial, once; setenv boot_slot ${trial}",
+		"    else",
+		"      echo cairn: cannot note the trial of slot ${trial}, booting slot ${boot_slot}",
+		"    fi",
 		"  fi",
-		"  saveenv",
 		"fi",
 		"if test \"${boot_slot}\" = b; then setenv slot_part 3; else setenv slot_part 2; fi",
 		"echo cairn: booting slot ${boot_slot} from partition ${slot_part}",
@@ -38,6 +73,38 @@ func UBootScript(consoles []string, disk string, extra []string) string {
 		"booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr}",
 		"",
 	}, "\n")
+}
+
+// UBootEnv is vars in U-Boot's checksummed environment format, UBootEnvSize
+// bytes: a CRC-32 (little-endian) of the rest, then name=value entries,
+// each ending in a zero byte, in name order, then zeros.
+func UBootEnv(vars map[string]string) ([]byte, error) {
+	b := make([]byte, 4, UBootEnvSize)
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		b = append(b, k+"="+vars[k]+"\x00"...)
+	}
+	if len(b) >= UBootEnvSize {
+		return nil, fmt.Errorf("u-boot environment of %d bytes does not fit in %d", len(b), UBootEnvSize)
+	}
+	b = b[:UBootEnvSize]
+	binary.LittleEndian.PutUint32(b, crc32.ChecksumIEEE(b[4:]))
+	return b, nil
+}
+
+// ParseUBootEnv reads what UBootEnv (or U-Boot's env export -c) wrote.
+func ParseUBootEnv(b []byte) (map[string]string, error) {
+	if len(b) < 5 || binary.LittleEndian.Uint32(b) != crc32.ChecksumIEEE(b[4:]) {
+		return nil, errors.New("not a u-boot environment, or its checksum does not match")
+	}
+	vars := map[string]string{}
+	for _, e := range strings.Split(string(b[4:]), "\x00") {
+		if e == "" {
+			break
+		}
+		k, v, _ := strings.Cut(e, "=")
+		vars[k] = v
+	}
+	return vars, nil
 }
 
 // UBootImage wraps a script in U-Boot's legacy image format (what mkimage -T

@@ -31,8 +31,11 @@ type Chooser interface {
 // ChooserOf is the chooser of a family, or an error saying that the
 // family cannot be updated on a running node yet.
 func ChooserOf(f boot.Family) (Chooser, error) {
-	if f == boot.UEFI {
+	switch f {
+	case boot.UEFI:
 		return uefi{}, nil
+	case boot.RPiUBoot:
+		return uboot{}, nil
 	}
 	return nil, fmt.Errorf("over-the-air updates are not supported on %s boards yet; update them by flashing a new image", f)
 }

@@ -1,9 +1,11 @@
 package family
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"unicode/utf16"
 
@@ -97,5 +99,117 @@ func TestUEFIChooser(t *testing.T) {
 	}
 	if _, err := ChooserOf(boot.RPiTryboot); err == nil {
 		t.Error("tryboot has a chooser, but it is not built yet")
+	}
+}
+
+// TestUBootChooser arms, commits and rolls back slots on a Pi 3 boot
+// partition in a folder, as boot.scr reads it. No change writes the
+// committed slot's file, and each rewrites one file in place; a state file
+// torn by a power cut reads as none, and the other slot is committed.
+func TestUBootChooser(t *testing.T) {
+	dir := t.TempDir()
+	home, _ := Of(boot.RPiUBoot)
+	fresh, err := home.Fresh(testParts(t), "disk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "cairn"), 0o755)
+	for _, name := range []string{boot.UBootSlotFile(boot.SlotA), boot.UBootSlotFile(boot.SlotB), boot.UBootTriedFile} {
+		e, ok := fresh.Get(name)
+		if !ok || len(e.Data) != boot.UBootEnvSize {
+			t.Fatalf("the fresh boot partition's %s: %v, %d bytes", name, ok, len(e.Data))
+		}
+		os.WriteFile(filepath.Join(dir, name), e.Data, 0o644)
+	}
+	c, err := ChooserOf(boot.RPiUBoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := func(slot string) []byte {
+		b, _ := os.ReadFile(filepath.Join(dir, boot.UBootSlotFile(slot)))
+		return b
+	}
+	state := func(slot string) string {
+		vars, err := boot.ParseUBootEnv(file(slot))
+		if err != nil {
+			return err.Error()
+		}
+		return vars["cairn_"+slot+"_state"] + " " + vars["cairn_"+slot+"_gen"]
+	}
+	// step runs op and checks the committed slot after it, and that the
+	// slot committed before kept its file.
+	step := func(what string, op func() error, committed, a, b string) {
+		t.Helper()
+		before, _ := c.Committed(dir)
+		kept := file(before)
+		if err := op(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got, err := c.Committed(dir); got != committed || err != nil {
+			t.Errorf("after %s: committed %q (%v), want %s", what, got, err, committed)
+		}
+		if before != committed && !bytes.Equal(file(before), kept) {
+			t.Errorf("%s wrote the file of slot %s, committed before", what, before)
+		}
+		if got := state(boot.SlotA) + ", " + state(boot.SlotB); got != a+", "+b {
+			t.Errorf("after %s: states %s, want %s, %s", what, got, a, b)
+		}
+		for _, slot := range []string{boot.SlotA, boot.SlotB} {
+			if n := len(file(slot)); n != boot.UBootEnvSize {
+				t.Errorf("after %s: slot %s's file is %d bytes", what, slot, n)
+			}
+		}
+	}
+	step("a fresh image", func() error { return nil }, "a", "good 1", "none 0")
+	step("disarm", func() error { return c.Disarm(dir) }, "a", "good 1", "none 0")
+	step("arm b", func() error { return c.Arm(dir, boot.SlotB) }, "a", "good 1", "trial 2")
+	if err := c.Arm(dir, boot.SlotA); err == nil {
+		t.Error("the committed slot was put on trial")
+	}
+	step("commit b", func() error { return c.Commit(dir, boot.SlotB) }, "b", "good 1", "good 2")
+	step("commit b again", func() error { return c.Commit(dir, boot.SlotB) }, "b", "good 1", "good 2")
+	// A rollback: the older slot on trial, then committed.
+	step("arm a", func() error { return c.Arm(dir, boot.SlotA) }, "b", "trial 3", "good 2")
+	step("commit a", func() error { return c.Commit(dir, boot.SlotA) }, "a", "good 3", "good 2")
+	// Before an install writes b, b is no fallback any more.
+	step("disarm", func() error { return c.Disarm(dir) }, "a", "good 3", "none 2")
+	step("arm b", func() error { return c.Arm(dir, boot.SlotB) }, "a", "good 3", "trial 4")
+
+	// A power cut while b's file was rewritten, in the commit: b's file
+	// torn or cut short, a is still committed.
+	good := file(boot.SlotB)
+	if err := c.Commit(dir, boot.SlotB); err != nil {
+		t.Fatal(err)
+	}
+	for _, torn := range [][]byte{append(good[:100:100], file(boot.SlotB)[100:]...), good[:100], nil} {
+		os.WriteFile(filepath.Join(dir, boot.UBootSlotFile(boot.SlotB)), torn, 0o644)
+		if got, err := c.Committed(dir); got != boot.SlotA || err != nil {
+			t.Errorf("with b's state torn (%d bytes): committed %q (%v), want a", len(torn), got, err)
+		}
+	}
+	// The next install writes b's state whole again.
+	step("disarm", func() error { return c.Disarm(dir) }, "a", "good 3", "none 0")
+	step("arm b", func() error { return c.Arm(dir, boot.SlotB) }, "a", "good 3", "trial 4")
+}
+
+// TestUBootEnv: what UBootEnv writes reads back, and a flipped bit fails
+// the checksum.
+func TestUBootEnv(t *testing.T) {
+	env, err := boot.UBootEnv(map[string]string{"b": "2", "a": "x=y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env) != boot.UBootEnvSize || !bytes.HasPrefix(env[4:], []byte("a=x=y\x00b=2\x00\x00")) {
+		t.Errorf("env % x", env[:20])
+	}
+	if vars, err := boot.ParseUBootEnv(env); err != nil || vars["a"] != "x=y" || vars["b"] != "2" || len(vars) != 2 {
+		t.Errorf("read back %v, %v", vars, err)
+	}
+	env[300] ^= 1
+	if _, err := boot.ParseUBootEnv(env); err == nil {
+		t.Error("a flipped bit was not noticed")
+	}
+	if _, err := boot.UBootEnv(map[string]string{"a": strings.Repeat("x", boot.UBootEnvSize)}); err == nil {
+		t.Error("an environment too big for its sector was written")
 	}
 }

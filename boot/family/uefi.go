@@ -94,18 +94,7 @@ func (uefi) Commit(bootDir, slot string) error {
 	if err := deleteEFIVar(efiDefault); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(bootDir, loaderConf), os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteAt([]byte(boot.LoaderConf(slot)), 0)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := rewrite(filepath.Join(bootDir, loaderConf), []byte(boot.LoaderConf(slot))); err != nil {
 		return fmt.Errorf("commit slot %s in %s: %w", slot, loaderConf, err)
 	}
 	return nil

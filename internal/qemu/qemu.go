@@ -32,7 +32,9 @@ type Options struct {
 	// "listen=127.0.0.1:PORT" on one VM and "connect=127.0.0.1:PORT" on
 	// one other. LANMAC is its address (each VM needs its own).
 	LAN, LANMAC string
-	// Direct boot (Raspberry Pi machine): kernel, initramfs, device tree, command line.
+	// Direct boot (Raspberry Pi machine): kernel, initramfs, device tree,
+	// command line; or a boot loader (U-Boot) as the kernel, with only
+	// the device tree.
 	Kernel, Initrd, DTB, Append string
 	Console                     io.Writer // a copy of the serial console; nil for none
 	Stdin                       bool      // connect the console input (interactive use)
@@ -127,9 +129,11 @@ func Args(o Options, tmp string) (string, []string, error) {
 		args = append(args, "-device", "virtio-rng-pci", "-device", "i6300esb")
 	}
 	if o.Kernel != "" {
-		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", o.Append)
-		if o.DTB != "" {
-			args = append(args, "-dtb", o.DTB)
+		args = append(args, "-kernel", o.Kernel)
+		for _, a := range [][2]string{{"-initrd", o.Initrd}, {"-append", o.Append}, {"-dtb", o.DTB}} {
+			if a[1] != "" {
+				args = append(args, a[0], a[1])
+			}
 		}
 	}
 	if q.Machine == "raspi3b" {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cairn-os/cairn/boards"
+	gboot "github.com/cairn-os/cairn/boot"
+	"github.com/cairn-os/cairn/boot/family"
 	"github.com/cairn-os/cairn/internal/qemu"
 )
 
@@ -225,13 +227,23 @@ debug:
 	}
 }
 
-// TestRaspi3b boots the rpi3 SD-card image on QEMU's raspi3b machine. QEMU
-// cannot run the Pi firmware, so the kernel, device tree, initramfs and
-// command line come from slot A of the built image, as U-Boot would load
-// them; the image itself is the SD card. The test waits until init has
-// mounted the root from slot A and made the data partition on the card.
+// TestRaspi3b boots the rpi3 SD-card image on QEMU's raspi3b machine,
+// through the image's own U-Boot and boot.scr: QEMU cannot run the Pi
+// firmware, so it starts U-Boot (from the boot partition, with the board's
+// device tree) as the firmware would; the image itself is the SD card.
+//
+// A fresh card boots slot A. Then slot B is put on trial, as an update
+// does (the family's chooser, on the boot partition's files): boot.scr
+// notes the trial in cairn/tried.env (with U-Boot's env export, which the
+// chooser's reader must read) and boots B, and init mounts the root from
+// slot B and makes the data partition on the card. When init arms the
+// watchdog, QEMU's raspi3b resets the machine at once (its model of the
+// Pi's power management does not count the watchdog down), as a real Pi's
+// watchdog does when a trial hangs: the card then boots A, since B had its
+// trial. Once B is committed, it boots; with B's state file torn by a power
+// cut, A boots again.
 func TestRaspi3b(t *testing.T) {
-	turn(t, 1, 68)
+	turn(t, 1, 154)
 	need(t, "qemu-system-aarch64", "mcopy", "sfdisk")
 	dir := t.TempDir()
 	img := buildImage(t, "rpi3", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: pi3\n", dir)
@@ -243,40 +255,111 @@ func TestRaspi3b(t *testing.T) {
 	if label != "dos" || len(parts) < 3 {
 		t.Fatalf("rpi3 image: %s %+v", label, parts)
 	}
-	slotA := fmt.Sprintf("%s@@%d", img, parts[1].Start*512)
-	for _, f := range []string{"vmlinuz", "initrd.img", "bcm2837-rpi-3-b.dtb", "cmdline.txt"} {
-		run(t, "mcopy", "-n", "-i", slotA, "::"+f, filepath.Join(dir, f))
-	}
-	cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline.txt"))
-	if err != nil {
-		t.Fatal(err)
+	bootPart := fmt.Sprintf("%s@@%d", img, parts[0].Start*512)
+	for _, f := range []string{"u-boot.bin", "bcm2837-rpi-3-b.dtb"} {
+		run(t, "mcopy", "-n", "-i", bootPart, "::"+f, filepath.Join(dir, f))
 	}
 	board, _ := boards.Get("rpi3")
-	vm, err := qemu.Start(qemu.Options{
-		Board: board, Image: img,
-		Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
-		DTB: filepath.Join(dir, "bcm2837-rpi-3-b.dtb"), Append: strings.TrimSpace(string(cmdline)),
-	})
+	// boot starts the card; U-Boot's lines come first.
+	boot := func(reboot bool) *qemu.VM {
+		vm, err := qemu.Start(qemu.Options{
+			Board: board, Image: img, Reboot: reboot,
+			Kernel: filepath.Join(dir, "u-boot.bin"), DTB: filepath.Join(dir, "bcm2837-rpi-3-b.dtb"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(vm.Kill)
+		return vm
+	}
+	// expect waits for lines in order, under one deadline.
+	expect := func(vm *qemu.VM, timeout time.Duration, lines ...string) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		at := 0
+		for _, want := range lines {
+			var err error
+			if at, err = vm.WaitFor(want, at, time.Until(deadline)); err != nil {
+				t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
+			}
+		}
+	}
+	// The chooser works on the boot partition's state files, copied out
+	// to a folder and back.
+	state := filepath.Join(dir, "state")
+	os.MkdirAll(filepath.Join(state, "cairn"), 0o755)
+	chooser, err := family.ChooserOf(gboot.RPiUBoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(vm.Kill)
-	// One deadline for the whole boot; each line must follow the one before.
+	change := func(what string, op func(dir string) error) {
+		t.Helper()
+		for _, s := range []string{gboot.SlotA, gboot.SlotB} {
+			run(t, "mcopy", "-o", "-n", "-i", bootPart, "::"+gboot.UBootSlotFile(s), filepath.Join(state, gboot.UBootSlotFile(s)))
+		}
+		if err := op(state); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for _, s := range []string{gboot.SlotA, gboot.SlotB} {
+			run(t, "mcopy", "-o", "-i", bootPart, filepath.Join(state, gboot.UBootSlotFile(s)), "::"+gboot.UBootSlotFile(s))
+		}
+	}
+	// U-Boot's lines for a boot that is not followed further.
+	slotOnly := func(slot, part string) {
+		t.Helper()
+		vm := boot(false)
+		expect(vm, 2*time.Minute, "cairn: booting slot "+slot+" from partition "+part)
+		vm.Kill()
+		vm.Wait()
+		if strings.Contains(vm.Output(), "on trial") {
+			t.Errorf("slot %s booted on trial:\n%s", slot, vm.Output())
+		}
+	}
+	slotOnly("a", "2")
+
+	change("arm b", func(dir string) error { return chooser.Arm(dir, gboot.SlotB) })
+	vm := boot(true)
 	// The emulated SD card is slow: formatting the data partition took 2
 	// minutes here on an idle machine and over 5 with a build beside it.
-	deadline := time.Now().Add(15 * time.Minute)
-	at := 0
-	for _, want := range []string{
+	expect(vm, 15*time.Minute,
+		"cairn: slot b on trial, once",
+		"cairn: booting slot b from partition 3",
+		"cairn: cmdline: booting slot=b",
 		"cairn: disk: found boot disk dev=/dev/mmcblk0",
 		"cairn: root: root mounted read-only from=/dev/loop0",
 		"cairn: data: first boot: formatting the data partition dev=/dev/mmcblk0p4",
 		"cairn: data: data partition mounted on /var dev=/dev/mmcblk0p4",
 		"cairn: mounts: root is read-only fs=squashfs",
 		"cairn: hostname: hostname set hostname=pi3",
-	} {
-		if at, err = vm.WaitFor(want, at, time.Until(deadline)); err != nil {
-			t.Fatalf("%v\nconsole:\n%s", err, vm.Output())
-		}
+		// The reset when init arms the watchdog.
+		"cairn: slot b had its trial, booting slot a",
+		"cairn: booting slot a from partition 2",
+	)
+	t.Logf("slot b on trial, then a, after %s", vm.Since().Round(time.Second))
+	vm.Kill()
+	vm.Wait()
+	// What U-Boot's env export wrote, the chooser's reader reads.
+	tried := filepath.Join(dir, "tried.env")
+	run(t, "mcopy", "-n", "-i", bootPart, "::"+gboot.UBootTriedFile, tried)
+	data, err := os.ReadFile(tried)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("root and data mounted from the card after %s", vm.Since().Round(time.Second))
+	if vars, err := gboot.ParseUBootEnv(data); err != nil || vars["cairn_tried"] != "2" {
+		t.Errorf("U-Boot's %s: %v (%v), want cairn_tried=2, the generation of b's trial", gboot.UBootTriedFile, vars, err)
+	}
+
+	change("commit b", func(dir string) error { return chooser.Commit(dir, gboot.SlotB) })
+	slotOnly("b", "3")
+
+	change("a power cut tearing b's state", func(dir string) error {
+		f := filepath.Join(dir, gboot.UBootSlotFile(gboot.SlotB))
+		b, err := os.ReadFile(f)
+		if err == nil {
+			copy(b[8:], "torn")
+			err = os.WriteFile(f, b, 0o644)
+		}
+		return err
+	})
+	slotOnly("a", "2")
 }

@@ -30,14 +30,16 @@ func UBootSlotFile(slot string) string { return "cairn/" + slot + ".env" }
 // and the other slot instead when that one is on trial and was not tried
 // yet: it notes the trial in cairn/tried.env first, and boots the trial
 // only when that write succeeded, so that the next boot, whatever becomes
-// of this one, is the committed slot's again. A state file that is missing
-// or fails its checksum reads as none.
+// of this one, is the committed slot's again; a trial that does not load
+// or start resets the board. A state file that is missing or fails its
+// checksum reads as none.
 func UBootScript(consoles []string, disk string, extra []string) string {
 	args := Cmdline("${boot_slot}", disk, consoles, extra)
 	return strings.Join([]string{
 		"# Cairn: the newest good slot boots; a slot on trial boots once.",
 		"setenv cairn_a_state; setenv cairn_a_gen 0; setenv cairn_b_state; setenv cairn_b_gen 0",
 		"for s in a b; do",
+		"  mw.b ${kernel_addr_r} 0 0x200",
 		"  if load mmc 0:1 ${kernel_addr_r} cairn/${s}.env; then env import -c ${kernel_addr_r} 0x200 cairn_${s}_state cairn_${s}_gen; fi",
 		"done",
 		"setenv boot_slot a",
@@ -52,6 +54,7 @@ func UBootScript(consoles []string, disk string, extra []string) string {
 		"fi",
 		"if test -n \"${trial}\"; then",
 		"  setenv cairn_tried",
+		"  mw.b ${kernel_addr_r} 0 0x200",
 		"  if load mmc 0:1 ${kernel_addr_r} " + UBootTriedFile + "; then env import -c ${kernel_addr_r} 0x200 cairn_tried; fi",
 		"  if test \"${cairn_tried}\" = \"${trial_gen}\"; then",
 		"    echo cairn: slot ${trial} had its trial, booting slot ${boot_slot}",
@@ -71,6 +74,9 @@ func UBootScript(consoles []string, disk string, extra []string) string {
 		"load mmc 0:${slot_part} ${ramdisk_addr_r} initrd.img",
 		"setenv bootargs \"" + args + "\"",
 		"booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr}",
+		"# Here only when the slot could not be loaded or started: a trial was",
+		"# noted, so the next start is the committed slot's.",
+		"if test \"${boot_slot}\" = \"${trial}\"; then echo cairn: slot ${trial} did not start, resetting; reset; fi",
 		"",
 	}, "\n")
 }
@@ -91,9 +97,16 @@ func UBootEnv(vars map[string]string) ([]byte, error) {
 	return b, nil
 }
 
-// ParseUBootEnv reads what UBootEnv (or U-Boot's env export -c) wrote.
+// ParseUBootEnv reads what UBootEnv (or U-Boot's env export -c) wrote,
+// as boot.scr's env import -c of UBootEnvSize bytes does: what lies beyond
+// them is not read, and a shorter file reads as if zeros followed it
+// (boot.scr clears the memory it loads the file into).
 func ParseUBootEnv(b []byte) (map[string]string, error) {
-	if len(b) < 5 || binary.LittleEndian.Uint32(b) != crc32.ChecksumIEEE(b[4:]) {
+	if len(b) < 5 {
+		return nil, errors.New("not a u-boot environment: too short")
+	}
+	b = append(b[:min(len(b), UBootEnvSize):min(len(b), UBootEnvSize)], make([]byte, max(0, UBootEnvSize-len(b)))...)
+	if binary.LittleEndian.Uint32(b) != crc32.ChecksumIEEE(b[4:]) {
 		return nil, errors.New("not a u-boot environment, or its checksum does not match")
 	}
 	vars := map[string]string{}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/cairn-os/cairn/boot"
@@ -136,20 +137,27 @@ func TestUBootChooser(t *testing.T) {
 		}
 		return vars["cairn_"+slot+"_state"] + " " + vars["cairn_"+slot+"_gen"]
 	}
-	// step runs op and checks the committed slot after it, and that the
-	// slot committed before kept its file.
+	// step runs op and checks the committed slot after it, and that op
+	// did not write the file of the slot committed before it (its
+	// modification time and bytes).
 	step := func(what string, op func() error, committed, a, b string) {
 		t.Helper()
-		before, _ := c.Committed(dir)
-		kept := file(before)
+		before, err := c.Committed(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := filepath.Join(dir, boot.UBootSlotFile(before))
+		old := file(before)
+		then := time.Now().Add(-time.Hour)
+		os.Chtimes(kept, then, then)
 		if err := op(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
+		if fi, err := os.Stat(kept); err != nil || !fi.ModTime().Equal(then) || !bytes.Equal(file(before), old) {
+			t.Errorf("%s wrote the file of slot %s, committed before it", what, before)
+		}
 		if got, err := c.Committed(dir); got != committed || err != nil {
 			t.Errorf("after %s: committed %q (%v), want %s", what, got, err, committed)
-		}
-		if before != committed && !bytes.Equal(file(before), kept) {
-			t.Errorf("%s wrote the file of slot %s, committed before", what, before)
 		}
 		if got := state(boot.SlotA) + ", " + state(boot.SlotB); got != a+", "+b {
 			t.Errorf("after %s: states %s, want %s, %s", what, got, a, b)
@@ -177,19 +185,37 @@ func TestUBootChooser(t *testing.T) {
 
 	// A power cut while b's file was rewritten, in the commit: b's file
 	// torn or cut short, a is still committed.
-	good := file(boot.SlotB)
+	trial := file(boot.SlotB)
 	if err := c.Commit(dir, boot.SlotB); err != nil {
 		t.Fatal(err)
 	}
-	for _, torn := range [][]byte{append(good[:100:100], file(boot.SlotB)[100:]...), good[:100], nil} {
+	flipped := file(boot.SlotB)
+	flipped[10] ^= 1
+	for _, torn := range [][]byte{flipped, append(trial[:4:4], file(boot.SlotB)[4:]...), nil} {
 		os.WriteFile(filepath.Join(dir, boot.UBootSlotFile(boot.SlotB)), torn, 0o644)
 		if got, err := c.Committed(dir); got != boot.SlotA || err != nil {
 			t.Errorf("with b's state torn (%d bytes): committed %q (%v), want a", len(torn), got, err)
 		}
 	}
-	// The next install writes b's state whole again.
+	// boot.scr had started b's trial, generation 4. The next install
+	// writes b's state whole again, and its trial is a generation boot.scr
+	// has not tried, though b's file forgot 4.
+	tried, _ := boot.UBootEnv(map[string]string{"cairn_tried": "4"})
+	os.WriteFile(filepath.Join(dir, boot.UBootTriedFile), tried, 0o644)
 	step("disarm", func() error { return c.Disarm(dir) }, "a", "good 3", "none 0")
-	step("arm b", func() error { return c.Arm(dir, boot.SlotB) }, "a", "good 3", "trial 4")
+	step("arm b", func() error { return c.Arm(dir, boot.SlotB) }, "a", "good 3", "trial 5")
+	// A file cut short reads as if zeros followed, as in boot.scr, which
+	// clears the memory it loads a state file into.
+	os.WriteFile(filepath.Join(dir, boot.UBootSlotFile(boot.SlotB)), file(boot.SlotB)[:64], 0o644)
+	if got := state(boot.SlotB); got != "trial 5" {
+		t.Errorf("b's state cut to 64 bytes: %s, want trial 5", got)
+	}
+	if _, err := Of(boot.RPiUBoot); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Committed(t.TempDir()); err == nil || !strings.Contains(err.Error(), "flash a new image") {
+		t.Errorf("a boot partition without slot states: %v", err)
+	}
 }
 
 // TestUBootEnv: what UBootEnv writes reads back, and a flipped bit fails

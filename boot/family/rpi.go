@@ -1,8 +1,10 @@
 package family
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -118,23 +120,36 @@ func (s ubootSlot) vars(slot string) map[string]string {
 }
 
 // ubootSlots reads both slots' states, as boot.scr does: a file missing
-// or unreadable is none.
-func ubootSlots(bootDir string) map[string]ubootSlot {
+// or failing its checksum is none. Another read error is returned: a slot
+// must not look uncommitted for a moment's trouble with the card.
+func ubootSlots(bootDir string) (map[string]ubootSlot, error) {
 	slots := map[string]ubootSlot{}
 	for _, slot := range []string{boot.SlotA, boot.SlotB} {
 		s := ubootSlot{state: stateNone, torn: true}
 		data, err := os.ReadFile(filepath.Join(bootDir, boot.UBootSlotFile(slot)))
-		if err == nil {
-			if vars, err := boot.ParseUBootEnv(data); err == nil {
-				gen, err := strconv.Atoi(vars["cairn_"+slot+"_gen"])
-				if st := vars["cairn_"+slot+"_state"]; err == nil && gen >= 0 && (st == stateNone || st == stateTrial || st == stateGood) {
-					s = ubootSlot{state: st, gen: gen}
-				}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("slot %s's state: %w", slot, err)
+		}
+		if vars, err := boot.ParseUBootEnv(data); err == nil {
+			gen, err := strconv.Atoi(vars["cairn_"+slot+"_gen"])
+			if st := vars["cairn_"+slot+"_state"]; err == nil && gen >= 0 && (st == stateNone || st == stateTrial || st == stateGood) {
+				s = ubootSlot{state: st, gen: gen}
 			}
 		}
 		slots[slot] = s
 	}
-	return slots
+	return slots, nil
+}
+
+// ubootTried is the generation of the last trial boot.scr started, or 0.
+func ubootTried(bootDir string) int {
+	data, _ := os.ReadFile(filepath.Join(bootDir, boot.UBootTriedFile))
+	vars, err := boot.ParseUBootEnv(data)
+	if err != nil {
+		return 0
+	}
+	gen, _ := strconv.Atoi(vars["cairn_tried"])
+	return max(gen, 0)
 }
 
 // committed is the slot boot.scr boots when none is on trial.
@@ -148,16 +163,24 @@ func ubootCommitted(slots map[string]ubootSlot) string {
 
 func (uboot) Committed(bootDir string) (string, error) {
 	if _, err := os.Stat(filepath.Join(bootDir, boot.UBootSlotFile(boot.SlotA))); err != nil {
-		return "", fmt.Errorf("the boot partition has no slot state: %w", err)
+		return "", fmt.Errorf("the boot partition has no %s (a card made before updates came to this board?): flash a new image to take updates: %w",
+			boot.UBootSlotFile(boot.SlotA), err)
 	}
-	return ubootCommitted(ubootSlots(bootDir)), nil
+	slots, err := ubootSlots(bootDir)
+	if err != nil {
+		return "", err
+	}
+	return ubootCommitted(slots), nil
 }
 
 // Disarm marks the slot that is not committed as holding nothing, before
 // it is written: neither a trial nor a fallback to a half-written slot. A
 // state file a power cut tore is written whole again.
 func (uboot) Disarm(bootDir string) error {
-	slots := ubootSlots(bootDir)
+	slots, err := ubootSlots(bootDir)
+	if err != nil {
+		return err
+	}
 	other := boot.Other(ubootCommitted(slots))
 	if slots[other].state == stateNone && !slots[other].torn {
 		return nil
@@ -165,20 +188,27 @@ func (uboot) Disarm(bootDir string) error {
 	return writeUBootSlot(bootDir, other, ubootSlot{state: stateNone, gen: slots[other].gen})
 }
 
-// Arm puts slot on trial with a generation newer than any, which boot.scr
-// has not tried.
+// Arm puts slot on trial with a generation newer than any, and than the
+// last trial boot.scr started: a generation it tried already would not
+// boot (a torn state file forgets its generation).
 func (uboot) Arm(bootDir, slot string) error {
-	slots := ubootSlots(bootDir)
+	slots, err := ubootSlots(bootDir)
+	if err != nil {
+		return err
+	}
 	if ubootCommitted(slots) == slot {
 		return fmt.Errorf("slot %s is the committed one; only the other slot can be put on trial", slot)
 	}
-	gen := max(slots[boot.SlotA].gen, slots[boot.SlotB].gen) + 1
+	gen := max(slots[boot.SlotA].gen, slots[boot.SlotB].gen, ubootTried(bootDir)) + 1
 	return writeUBootSlot(bootDir, slot, ubootSlot{state: stateTrial, gen: gen})
 }
 
 // Commit marks slot good, with the newest generation.
 func (uboot) Commit(bootDir, slot string) error {
-	slots := ubootSlots(bootDir)
+	slots, err := ubootSlots(bootDir)
+	if err != nil {
+		return err
+	}
 	if ubootCommitted(slots) == slot && slots[slot].state == stateGood {
 		return nil
 	}

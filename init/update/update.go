@@ -107,7 +107,9 @@ func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) (err e
 	if err := os.MkdirAll(bootMount, 0o700); err != nil {
 		return err
 	}
-	flags := uintptr(unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV)
+	// noatime: a read writes nothing (the Pi 3's slot states share a
+	// directory; docs/adr/0012).
+	flags := uintptr(unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOATIME)
 	if !rw {
 		flags |= unix.MS_RDONLY
 	}

@@ -241,10 +241,11 @@ debug:
 // Pi's power management does not count the watchdog down), as a real Pi's
 // watchdog does when a trial hangs: the card then boots A, since B had its
 // trial. Once B is committed, it boots; with B's state file torn by a power
-// cut, A boots again.
+// cut, A boots again. B put on trial without its kernel fails to load,
+// boot.scr resets the board, and A boots.
 func TestRaspi3b(t *testing.T) {
-	turn(t, 1, 154)
-	need(t, "qemu-system-aarch64", "mcopy", "sfdisk")
+	turn(t, 1, 150)
+	need(t, "qemu-system-aarch64", "mcopy", "mdel", "sfdisk")
 	dir := t.TempDir()
 	img := buildImage(t, "rpi3", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: pi3\n", dir)
 	// QEMU wants an SD card whose size is a power of two.
@@ -285,7 +286,7 @@ func TestRaspi3b(t *testing.T) {
 		}
 	}
 	// The chooser works on the boot partition's state files, copied out
-	// to a folder and back.
+	// to a folder (with boot.scr's record of its last trial) and back.
 	state := filepath.Join(dir, "state")
 	os.MkdirAll(filepath.Join(state, "cairn"), 0o755)
 	chooser, err := family.ChooserOf(gboot.RPiUBoot)
@@ -294,8 +295,8 @@ func TestRaspi3b(t *testing.T) {
 	}
 	change := func(what string, op func(dir string) error) {
 		t.Helper()
-		for _, s := range []string{gboot.SlotA, gboot.SlotB} {
-			run(t, "mcopy", "-o", "-n", "-i", bootPart, "::"+gboot.UBootSlotFile(s), filepath.Join(state, gboot.UBootSlotFile(s)))
+		for _, f := range []string{gboot.UBootSlotFile(gboot.SlotA), gboot.UBootSlotFile(gboot.SlotB), gboot.UBootTriedFile} {
+			run(t, "mcopy", "-o", "-n", "-i", bootPart, "::"+f, filepath.Join(state, f))
 		}
 		if err := op(state); err != nil {
 			t.Fatalf("%s: %v", what, err)
@@ -362,4 +363,18 @@ func TestRaspi3b(t *testing.T) {
 		return err
 	})
 	slotOnly("a", "2")
+
+	// B without its kernel, on trial (its generation above the one
+	// boot.scr tried, which B's torn file forgot): the trial fails to load,
+	// boot.scr resets the board, and the card boots A.
+	slotB := fmt.Sprintf("%s@@%d", img, parts[2].Start*512)
+	run(t, "mdel", "-i", slotB, "::vmlinuz")
+	change("arm b", func(dir string) error { return chooser.Arm(dir, gboot.SlotB) })
+	vm = boot(true)
+	expect(vm, 2*time.Minute,
+		"cairn: slot b on trial, once",
+		"cairn: slot b did not start, resetting",
+		"cairn: slot b had its trial, booting slot a",
+		"cairn: booting slot a from partition 2")
+	vm.Kill()
 }

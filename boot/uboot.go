@@ -105,7 +105,7 @@ func ParseUBootEnv(b []byte) (map[string]string, error) {
 	if len(b) < 5 {
 		return nil, errors.New("not a u-boot environment: too short")
 	}
-	b = append(b[:min(len(b), UBootEnvSize):min(len(b), UBootEnvSize)], make([]byte, max(0, UBootEnvSize-len(b)))...)
+	b = append(make([]byte, 0, UBootEnvSize), b[:min(len(b), UBootEnvSize)]...)[:UBootEnvSize]
 	if binary.LittleEndian.Uint32(b) != crc32.ChecksumIEEE(b[4:]) {
 		return nil, errors.New("not a u-boot environment, or its checksum does not match")
 	}

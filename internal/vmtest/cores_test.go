@@ -39,7 +39,7 @@ func turn(t *testing.T, vms, secs int) (giveBack func(n int)) {
 		mu.Unlock()
 		hostCores.put(n)
 	}
-	t.Cleanup(func() { giveBack(held) })
+	t.Cleanup(func() { giveBack(vms) }) // what is still held
 	return giveBack
 }
 
@@ -52,7 +52,7 @@ type coreQueue struct {
 	free    int
 	settle  time.Duration
 	started bool // the settle timer runs
-	open    bool // the first grant has been made
+	open    bool // the settle time is over: cores are granted
 	waiting []*coreWaiter
 }
 

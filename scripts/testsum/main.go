@@ -112,7 +112,7 @@ func (s *summary) take(key string) string {
 
 // waitedLine is what a test logs when it waited for something before it
 // started (internal/vmtest waits for cores): its time counts from then.
-var waitedLine = regexp.MustCompile(`(?m): waited (\S+) before it started`)
+var waitedLine = regexp.MustCompile(`: waited (\S+) before it started`)
 
 func (s *summary) testDone(e event, key string) {
 	delete(s.running, key)

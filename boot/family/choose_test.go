@@ -210,8 +210,13 @@ func TestUBootChooser(t *testing.T) {
 	if got := state(boot.SlotB); got != "trial 5" {
 		t.Errorf("b's state cut to 64 bytes: %s, want trial 5", got)
 	}
-	if _, err := Of(boot.RPiUBoot); err != nil {
-		t.Fatal(err)
+	// A file grown long reads as its first sector, as boot.scr reads it.
+	os.WriteFile(filepath.Join(dir, boot.UBootSlotFile(boot.SlotB)), append(file(boot.SlotB)[:64], make([]byte, 1<<20)...), 0o644)
+	if got := state(boot.SlotB); got != "trial 5" {
+		t.Errorf("b's state grown to 1 MiB: %s, want trial 5", got)
+	}
+	if slots, err := ubootSlots(dir); err != nil || slots[boot.SlotB] != (ubootSlot{state: stateTrial, gen: 5}) {
+		t.Errorf("the chooser reads b's state grown to 1 MiB as %+v (%v), want trial 5", slots[boot.SlotB], err)
 	}
 	if _, err := c.Committed(t.TempDir()); err == nil || !strings.Contains(err.Error(), "flash a new image") {
 		t.Errorf("a boot partition without slot states: %v", err)

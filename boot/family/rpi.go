@@ -126,7 +126,7 @@ func ubootSlots(bootDir string) (map[string]ubootSlot, error) {
 	slots := map[string]ubootSlot{}
 	for _, slot := range []string{boot.SlotA, boot.SlotB} {
 		s := ubootSlot{state: stateNone, torn: true}
-		data, err := os.ReadFile(filepath.Join(bootDir, boot.UBootSlotFile(slot)))
+		data, err := readUBootEnv(filepath.Join(bootDir, boot.UBootSlotFile(slot)))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("slot %s's state: %w", slot, err)
 		}
@@ -143,13 +143,24 @@ func ubootSlots(bootDir string) (map[string]ubootSlot, error) {
 
 // ubootTried is the generation of the last trial boot.scr started, or 0.
 func ubootTried(bootDir string) int {
-	data, _ := os.ReadFile(filepath.Join(bootDir, boot.UBootTriedFile))
+	data, _ := readUBootEnv(filepath.Join(bootDir, boot.UBootTriedFile))
 	vars, err := boot.ParseUBootEnv(data)
 	if err != nil {
 		return 0
 	}
 	gen, _ := strconv.Atoi(vars["cairn_tried"])
 	return max(gen, 0)
+}
+
+// readUBootEnv reads the part of a state file that boot.scr imports, its
+// first boot.UBootEnvSize bytes, whatever the file's size.
+func readUBootEnv(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, boot.UBootEnvSize))
 }
 
 // committed is the slot boot.scr boots when none is on trial.

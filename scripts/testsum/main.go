@@ -2,8 +2,11 @@
 // needs: a line for each top-level test that took a second or more, a line
 // per package, the whole output of every test or package that
 // failed, and at the end the packages and the slowest tests by time (a
-// test's time counts from when it says it started, see waitedLine). It
-// exits 1 when anything failed or no package reported.
+// test's time counts from when it says it started, see waitedLine) and,
+// for each failure, the first lines of its last messages: a failed VM
+// test's console fills thousands of lines after the message that says
+// why, and a log's tail should still say it. It exits 1 when anything
+// failed or no package reported.
 //
 //	go test -json ./... | go run ./scripts/testsum
 package main
@@ -47,6 +50,7 @@ type summary struct {
 	packages []result
 	tests    []result
 	failed   bool
+	why      []string // per failure: its name and its messages' first lines
 }
 
 func main() {
@@ -130,6 +134,7 @@ func (s *summary) testDone(e event, key string) {
 	if e.Action == "fail" {
 		s.failed = true
 		fmt.Fprint(s.out, log)
+		s.because(short(e.Package)+"."+e.Test, log)
 	}
 	if e.Action != "skip" {
 		s.tests = append(s.tests, result{short(e.Package) + "." + e.Test, e.Elapsed, e.Action == "pass"})
@@ -146,10 +151,13 @@ func (s *summary) packageDone(e event) {
 		s.failed = true
 		for _, key := range slices.Sorted(maps.Keys(s.running)) {
 			if strings.HasPrefix(key, e.Package+" ") {
-				fmt.Fprintf(s.out, "--- still running: %s\n%s", key, s.take(key))
+				running := s.take(key)
+				fmt.Fprintf(s.out, "--- still running: %s\n%s", key, running)
+				s.because(short(strings.Replace(key, " ", ".", 1))+" (still running)", running)
 			}
 		}
 		fmt.Fprint(s.out, log)
+		s.because(short(e.Package), log)
 	}
 	s.packages = append(s.packages, result{e.Package, e.Elapsed, e.Action != "fail"})
 }
@@ -174,6 +182,41 @@ func (s *summary) report() {
 	for _, t := range s.tests[:min(len(s.tests), 15)] {
 		fmt.Fprintf(s.out, "  %7.1fs %s%s\n", t.elapsed, t.name, mark(t.ok))
 	}
+	for _, w := range s.why {
+		fmt.Fprint(s.out, w)
+	}
+}
+
+// message is the first line of what a test said with t.Log, t.Error or
+// t.Fatal (go test puts the file and line in front; the lines after it
+// are indented further), or of a panic.
+var message = regexp.MustCompile(`^(?:\s+[\w.-]+\.go:\d+: |panic: )`)
+
+// why is how many of a failure's last messages the end of the output repeats.
+const why = 10
+
+// because keeps, for the end of the output, the first lines of the last
+// messages in a failed test's or package's log, each at most 300 bytes.
+func (s *summary) because(name, log string) {
+	var heads []string
+	for line := range strings.Lines(log) {
+		if message.MatchString(line) {
+			line = strings.TrimSpace(line)
+			if len(line) > 300 {
+				line = line[:300] + "..."
+			}
+			heads = append(heads, line)
+		}
+	}
+	if len(heads) == 0 {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s failed; its last messages (first lines):\n", name)
+	for _, h := range heads[max(0, len(heads)-why):] {
+		fmt.Fprintf(&b, "    %s\n", h)
+	}
+	s.why = append(s.why, b.String())
 }
 
 func mark(ok bool) string {

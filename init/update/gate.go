@@ -168,7 +168,8 @@ func (n *Node) Rollback() (*nodeapi.Result, error) {
 	if err := st.save(StateFile); err != nil {
 		return nil, err
 	}
-	if err := n.withBoot(false, func(_ *disk.Disk, dir string) error { return chooser.Arm(dir, other) }); err != nil {
+	// Read-write: the Raspberry Pi 3's chooser arms a trial in a file there.
+	if err := n.withBoot(true, func(_ *disk.Disk, dir string) error { return chooser.Arm(dir, other) }); err != nil {
 		prev.save(StateFile)
 		return nil, err
 	}

@@ -141,8 +141,9 @@ func (a *Agent) tell(file, component string) {
 func (a *Agent) watchReady(ctx context.Context, registered func()) {
 	was := false
 	var lastErr string
+	fresh := newFreshness()
 	for ctx.Err() == nil {
-		n, ready, err := nodeReady(ctx, a.kubelet, a.Node.Name)
+		n, ready, err := nodeReady(ctx, a.kubelet, a.Node.Name, fresh)
 		if err == nil {
 			a.syncOS(ctx, n)
 		}

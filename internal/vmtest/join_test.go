@@ -284,6 +284,7 @@ spec:
 	// Ctrl-C: a power cut of the server, which then boots alone, on a LAN
 	// of its own; its objects live on the data partition.
 	before := helloPods(t, api)
+	bootBefore := nodeBootID(t, api, "server")
 	vm.killQEMU(t, agentImg)
 	stopped := regexp.MustCompile(`(?m)^cairn: agent-1 stopped \(`)
 	eventually(t, time.Minute, "cairn vm to say agent-1 stopped", func() bool { return stopped.MatchString(vm.console.String()) })
@@ -305,7 +306,14 @@ spec:
 		t.Fatal(err)
 	}
 	t.Cleanup(alone.Kill)
+	restarted := time.Now()
 	serverReady(t, alone)
+	// The kubelet's boot id, by which cairnd tells this boot's Ready from
+	// the one the Node kept from before the cut (the health an update's
+	// trial waits for).
+	if now := nodeBootID(t, api, "server"); bootBefore == "" || now == bootBefore {
+		t.Errorf("the server's node has boot id %q after the power cut, %q before: cairnd took the last boot's Ready for this one's", now, bootBefore)
+	}
 	var cm struct{ Data map[string]string }
 	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/kept", nil, 200, &cm)
 	if cm.Data["v"] != "plain-configmap-value-4711" {
@@ -323,9 +331,11 @@ spec:
 		}
 		return len(now.ready) == 1 && slices.Equal(now.endpoints, now.ready)
 	})
+	t.Logf("the hello pod served again %s after the server's restart", time.Since(restarted).Round(time.Second))
 	// The short name, through the search path. The pod succeeds only if the
 	// answer came from the hello pod; it logs where the answer came from.
 	runClient(t, api, "client-2", "server", "cairn.test/hello:1", "http://hello/", "hello from hello-")
+	t.Logf("client-2 reached it by its short name %s after the restart", time.Since(restarted).Round(time.Second))
 	alone.Kill()
 
 	_, parts := partitions(t, srvImg)
@@ -345,6 +355,14 @@ spec:
 	if !bytes.Contains(data, []byte("k8s:enc:secretbox:v1:cairn-1")) {
 		t.Error("no secretbox-encrypted object in the datastore")
 	}
+}
+
+// nodeBootID is the boot id a node's kubelet last posted.
+func nodeBootID(t *testing.T, api *kubeClient, node string) string {
+	t.Helper()
+	var n struct{ Status struct{ NodeInfo struct{ BootID string } } }
+	api.json(t, "GET", "/api/v1/nodes/"+node, nil, 200, &n)
+	return n.Status.NodeInfo.BootID
 }
 
 // serverReady waits for a server's API and its node to be ready, as init

@@ -184,5 +184,7 @@ func waitSucceeded(t *testing.T, api *kubeClient, name string) {
 		}
 	}
 	logs := api.text(t, "/api/v1/namespaces/default/pods/"+name+"/log")
-	t.Fatalf("pod %s did not succeed: phase %s, containers %s\nlogs:\n%s", name, pod.Status.Phase, pod.Status.ContainerStatuses, logs)
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	// The first line says why, for a log that keeps only first lines.
+	t.Fatalf("pod %s did not succeed: phase %s, its log ends %q\ncontainers %s\nlogs:\n%s", name, pod.Status.Phase, lines[len(lines)-1], pod.Status.ContainerStatuses, logs)
 }

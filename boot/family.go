@@ -12,10 +12,12 @@ const (
 	// per slot and each slot's kernel and initramfs; raw root partitions.
 	UEFI Family = "uefi"
 	// RPiTryboot: MBR; autoboot.txt on the first partition, FAT slot
-	// partitions, and the firmware's one-shot tryboot (Pi 4, 400, CM4, 5).
+	// partitions, and the firmware's one-shot tryboot (Pi 5, CM5: their
+	// kernel asks the firmware for it; docs/adr/0013).
 	RPiTryboot Family = "rpi-tryboot"
 	// RPiUBoot: MBR; firmware and U-Boot on the first partition, whose
-	// boot.scr chooses the FAT slot with a boot counter (Pi 3, Zero 2 W).
+	// boot.scr chooses the FAT slot and tries one once (Pi 3, Zero 2 W, Pi
+	// 4, 400, CM4; docs/adr/0012, 0013).
 	RPiUBoot Family = "rpi-uboot"
 )
 

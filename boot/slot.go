@@ -90,7 +90,7 @@ func RPiConfig() string {
 		"arm_64bit=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\nenable_uart=1\ndisable_splash=1\n"
 }
 
-// Autoboot is autoboot.txt on the first partition of a Raspberry Pi 4/5: the
+// Autoboot is autoboot.txt on the first partition of a Raspberry Pi 5: the
 // firmware boots slot A, and slot B when a reboot asks for tryboot.
 func Autoboot(committed string) string {
 	tryPart := SlotPart(Other(committed))

@@ -10,9 +10,9 @@ import (
 	"strings"
 )
 
-// The Raspberry Pi 3 family keeps each slot's state in a file of its own
-// on the boot partition, in U-Boot's checksummed environment format (env
-// export -c), one sector long: cairn/a.env and cairn/b.env, written by
+// The U-Boot family (Raspberry Pi 3 and 4) keeps each slot's state in a
+// file of its own on the boot partition, in U-Boot's checksummed
+// environment format (env export -c), one sector long: cairn/a.env and cairn/b.env, written by
 // Linux, hold cairn_X_state (none, trial or good) and cairn_X_gen, a number
 // that grows with each trial armed; cairn/tried.env, written by boot.scr,
 // holds cairn_tried, the generation of the last trial it started
@@ -25,22 +25,26 @@ const (
 // UBootSlotFile is the state file of slot.
 func UBootSlotFile(slot string) string { return "cairn/" + slot + ".env" }
 
-// UBootScript is the U-Boot script of the Raspberry Pi 3 family. It boots
+// UBootScript is the U-Boot script of the Raspberry Pi 3/4 family. It boots
 // the good slot with the higher generation (slot a if neither is good),
 // and the other slot instead when that one is on trial and was not tried
 // yet: it notes the trial in cairn/tried.env first, and boots the trial
 // only when that write succeeded, so that the next boot, whatever becomes
 // of this one, is the committed slot's again; a trial that does not load
 // or start resets the board. A state file that is missing or fails its
-// checksum reads as none.
+// checksum reads as none. It reads and writes the device U-Boot's distro
+// boot found it on (an SD card or eMMC, or a USB drive on a Pi 4).
 func UBootScript(consoles []string, disk string, extra []string) string {
 	args := Cmdline("${boot_slot}", disk, consoles, extra)
 	return strings.Join([]string{
 		"# Cairn: the newest good slot boots; a slot on trial boots once.",
+		"# The card or drive is the one U-Boot's distro boot found this script on",
+		"# (the SD card is mmc 0 on a Pi 3, mmc 1 on a Pi 4); run by hand, mmc 0.",
+		"if test -z \"${devtype}\"; then setenv devtype mmc; setenv devnum 0; fi",
 		"setenv cairn_a_state; setenv cairn_a_gen 0; setenv cairn_b_state; setenv cairn_b_gen 0",
 		"for s in a b; do",
 		"  mw.b ${kernel_addr_r} 0 0x200",
-		"  if load mmc 0:1 ${kernel_addr_r} cairn/${s}.env; then env import -c ${kernel_addr_r} 0x200 cairn_${s}_state cairn_${s}_gen; fi",
+		"  if load ${devtype} ${devnum}:1 ${kernel_addr_r} cairn/${s}.env; then env import -c ${kernel_addr_r} 0x200 cairn_${s}_state cairn_${s}_gen; fi",
 		"done",
 		"setenv boot_slot a",
 		"if test \"${cairn_b_state}\" = good; then",
@@ -55,13 +59,13 @@ func UBootScript(consoles []string, disk string, extra []string) string {
 		"if test -n \"${trial}\"; then",
 		"  setenv cairn_tried",
 		"  mw.b ${kernel_addr_r} 0 0x200",
-		"  if load mmc 0:1 ${kernel_addr_r} " + UBootTriedFile + "; then env import -c ${kernel_addr_r} 0x200 cairn_tried; fi",
+		"  if load ${devtype} ${devnum}:1 ${kernel_addr_r} " + UBootTriedFile + "; then env import -c ${kernel_addr_r} 0x200 cairn_tried; fi",
 		"  if test \"${cairn_tried}\" = \"${trial_gen}\"; then",
 		"    echo cairn: slot ${trial} had its trial, booting slot ${boot_slot}",
 		"  else",
 		"    setenv cairn_tried ${trial_gen}",
 		"    env export -c -s 0x200 ${kernel_addr_r} cairn_tried",
-		"    if fatwrite mmc 0:1 ${kernel_addr_r} " + UBootTriedFile + " 0x200; then",
+		"    if fatwrite ${devtype} ${devnum}:1 ${kernel_addr_r} " + UBootTriedFile + " 0x200; then",
 		"      echo cairn: slot ${trial} on trial, once; setenv boot_slot ${trial}",
 		"    else",
 		"      echo cairn: cannot note the trial of slot ${trial}, booting slot ${boot_slot}",
@@ -70,8 +74,8 @@ func UBootScript(consoles []string, disk string, extra []string) string {
 		"fi",
 		"if test \"${boot_slot}\" = b; then setenv slot_part 3; else setenv slot_part 2; fi",
 		"echo cairn: booting slot ${boot_slot} from partition ${slot_part}",
-		"load mmc 0:${slot_part} ${kernel_addr_r} vmlinuz",
-		"load mmc 0:${slot_part} ${ramdisk_addr_r} initrd.img",
+		"load ${devtype} ${devnum}:${slot_part} ${kernel_addr_r} vmlinuz",
+		"load ${devtype} ${devnum}:${slot_part} ${ramdisk_addr_r} initrd.img",
 		"setenv bootargs \"" + args + "\"",
 		"booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr}",
 		"# Here only when the slot could not be loaded or started: a trial was",
@@ -140,8 +144,12 @@ func UBootImage(script string, unixTime uint32) []byte {
 	return append(h, data...)
 }
 
-// RPiUBootConfig is config.txt on the first partition of a Pi 3: the firmware
-// starts U-Boot, which runs boot.scr.
+// RPiUBootConfig is config.txt on the first partition of a Pi 3 or 4: the
+// firmware starts U-Boot, which runs boot.scr, and hands it the board's
+// device tree from that partition, which U-Boot passes to the kernel. A
+// CM4's firmware asks for bcm2711-rpi-cm4.dtb, a name Debian's kernel does
+// not use.
 func RPiUBootConfig() string {
-	return "# Cairn: the firmware starts U-Boot, whose boot.scr picks the slot.\narm_64bit=1\nkernel=u-boot.bin\nenable_uart=1\ndisable_splash=1\n"
+	return "# Cairn: the firmware starts U-Boot, whose boot.scr picks the slot.\narm_64bit=1\nkernel=u-boot.bin\nenable_uart=1\ndisable_splash=1\n" +
+		"[cm4]\ndevice_tree=bcm2711-rpi-cm4-io.dtb\n[all]\n"
 }

@@ -49,6 +49,12 @@ func fakeDebs(t *testing.T, dir string, builtin []string) {
 			debtest.File("./usr/lib/linux-image-"+fakeKernel+"/broadcom/bcm2837-rpi-3-b-plus.dtb", "pi 3 b+"),
 			debtest.File("./usr/lib/linux-image-"+fakeKernel+"/broadcom/bcm2837-rpi-zero-2-w.dtb", "zero 2 w"),
 		},
+		// The Pi 5's kernel, from the Raspberry Pi OS archive.
+		"linux-image-rpi-2712": {
+			debtest.File("./boot/vmlinuz-"+fakeKernel+"-rpi-2712", "pi 5 kernel image"),
+			debtest.File("./lib/modules/"+fakeKernel+"-rpi-2712/modules.builtin", mods.String()),
+			debtest.File("./usr/lib/linux-image-"+fakeKernel+"-rpi-2712/broadcom/bcm2712-rpi-5-b.dtb", "pi 5 b"),
+		},
 		"systemd-boot-efi": {debtest.File("./usr/lib/systemd/boot/efi/systemd-bootaa64.efi", "systemd-boot")},
 		"raspi-firmware": {
 			debtest.File("./usr/lib/raspi-firmware/start4.elf", "start4"), debtest.File("./usr/lib/raspi-firmware/fixup4.dat", "fixup4"),
@@ -104,7 +110,7 @@ func TestGoldenImages(t *testing.T) {
 	}
 	debs, bins, cache := t.TempDir(), t.TempDir(), t.TempDir()
 	var builtin []string
-	for _, name := range []string{"qemu-arm64", "rpi4", "rpi3"} {
+	for _, name := range []string{"qemu-arm64", "rpi4", "rpi3", "rpi5"} {
 		p, _ := boards.Get(name)
 		builtin = slices.Concat(builtin, p.InitramfsModules, p.Modules)
 	}
@@ -115,6 +121,7 @@ func TestGoldenImages(t *testing.T) {
 		{"qemu-arm64", "server", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: golden\ncluster:\n  role: server\n"},
 		{"rpi4", "node", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: golden\n"},
 		{"rpi3", "node", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: golden\n"},
+		{"rpi5", "node", "apiVersion: cairn.dev/v1alpha1\nkind: Node\nhostname: golden\n"},
 	} {
 		t.Run(tc.board+"-"+tc.kind, func(t *testing.T) {
 			profile, err := boards.Get(tc.board)

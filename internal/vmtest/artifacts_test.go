@@ -34,7 +34,7 @@ func TestImagesPassRealTools(t *testing.T) {
 	}{
 		{"qemu-arm64", "gpt", []int{0}, func(t *testing.T, img string, p []sfPart) string { return extract(t, img, p[1]) },
 			[]string{"EFI/BOOT/BOOTAA64.EFI", "loader/loader.conf", "loader/entries/cairn-a.conf", "a/vmlinuz", "b/initrd.img"}, nil},
-		{"rpi4", "dos", []int{0, 1, 2}, rootFromSlot, []string{"autoboot.txt"},
+		{"rpi4", "dos", []int{0, 1, 2}, rootFromSlot, []string{"start4.elf", "fixup4.dat", "u-boot.bin", "boot.scr", "config.txt", "bcm2711-rpi-4-b.dtb", "cairn/a.env"},
 			[]string{"brcm/brcmfmac43455-sdio.raspberrypi,4-model-b.txt", "brcm/brcmfmac43455-sdio.bin -> ../cypress/cyfmac43455-sdio.bin", "cypress/cyfmac43455-sdio.bin"}},
 		{"rpi3", "dos", []int{0, 1, 2}, rootFromSlot, []string{"bootcode.bin", "start.elf", "u-boot.bin", "boot.scr", "config.txt", "bcm2837-rpi-3-b.dtb"},
 			[]string{"brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt", "cypress/cyfmac43430-sdio.bin", "brcm/brcmfmac43455-sdio.raspberrypi,3-model-b-plus.txt"}},

@@ -36,8 +36,10 @@ func ChooserOf(f boot.Family) (Chooser, error) {
 		return uefi{}, nil
 	case boot.RPiUBoot:
 		return uboot{}, nil
+	case boot.RPiTryboot:
+		return tryboot{}, nil
 	}
-	return nil, fmt.Errorf("over-the-air updates are not supported on %s boards yet; update them by flashing a new image", f)
+	return nil, fmt.Errorf("over-the-air updates are not supported on %s boards; update them by flashing a new image", f)
 }
 
 // InstallOrder is the order in which the family's Install reads the

@@ -98,8 +98,113 @@ func TestUEFIChooser(t *testing.T) {
 	if _, err := os.Stat(efiVarPath(efiDefault)); !os.IsNotExist(err) {
 		t.Errorf("a default chosen in the menu survived the commit: %v", err)
 	}
-	if _, err := ChooserOf(boot.RPiTryboot); err == nil {
-		t.Error("tryboot has a chooser, but it is not built yet")
+}
+
+// TestTrybootChooser arms, commits and rolls back slots on a Pi 5 boot
+// partition in a folder: autoboot.txt names the committed slot, a trial
+// writes nothing but is asked for by the reboot, and a commit rewrites
+// the file in place.
+func TestTrybootChooser(t *testing.T) {
+	dir := t.TempDir()
+	home, _ := Of(boot.RPiTryboot)
+	fresh, err := home.Fresh(testParts(t), "disk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := fresh.Get(autobootFile)
+	name := filepath.Join(dir, autobootFile)
+	os.WriteFile(name, e.Data, 0o644)
+	c, err := ChooserOf(boot.RPiTryboot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := func(want string) {
+		t.Helper()
+		if got, err := c.Committed(dir); got != want || err != nil {
+			t.Fatalf("committed slot %q, %v; want %s", got, err, want)
+		}
+		if got, _ := os.ReadFile(name); string(got) != boot.Autoboot(want) {
+			t.Fatalf("autoboot.txt with slot %s committed:\n%s", want, got)
+		}
+	}
+	committed(boot.SlotA)
+	if TrialReboot(boot.RPiTryboot) != "0 tryboot" || TrialReboot(boot.RPiUBoot) != "" || TrialReboot(boot.UEFI) != "" {
+		t.Error("TrialReboot: only the tryboot family asks the firmware for a trial")
+	}
+	if err := c.Arm(dir, boot.SlotA); err == nil {
+		t.Error("the committed slot was put on trial")
+	}
+	// Arming changes nothing on the card: the firmware's trial flag is
+	// the reboot's.
+	then := time.Now().Add(-time.Hour).Truncate(time.Second)
+	os.Chtimes(name, then, then)
+	if err := c.Disarm(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Arm(dir, boot.SlotB); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(name); !fi.ModTime().Equal(then) {
+		t.Error("arming a trial wrote autoboot.txt")
+	}
+	committed(boot.SlotA)
+
+	// The commit writes the same length over the file, which keeps its
+	// inode; a second commit writes nothing.
+	before, _ := os.Stat(name)
+	if err := c.Commit(dir, boot.SlotB); err != nil {
+		t.Fatal(err)
+	}
+	committed(boot.SlotB)
+	after, _ := os.Stat(name)
+	if !os.SameFile(before, after) || after.Size() != before.Size() {
+		t.Error("the commit replaced autoboot.txt instead of rewriting it in place")
+	}
+	os.Chtimes(name, then, then)
+	if err := c.Commit(dir, boot.SlotB); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(name); !fi.ModTime().Equal(then) {
+		t.Error("committing the committed slot again wrote autoboot.txt")
+	}
+	// Rolling back: a trial of a, then its commit.
+	if err := c.Arm(dir, boot.SlotA); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(dir, boot.SlotA); err != nil {
+		t.Fatal(err)
+	}
+	committed(boot.SlotA)
+
+	// A file edited by hand that still names a slot under [all] is read,
+	// and written as Autoboot's again before a trial, so that [tryboot]
+	// names the other slot; beyond the firmware's 512 bytes nothing counts.
+	os.WriteFile(name, []byte("# mine\n[all]\nboot_partition = 3\n[tryboot]\nboot_partition=3\n"+strings.Repeat("#", 600)+"\nboot_partition=2\n"), 0o644)
+	if got, err := c.Committed(dir); got != boot.SlotB || err != nil {
+		t.Fatalf("hand-edited autoboot.txt: committed %q, %v", got, err)
+	}
+	if err := c.Arm(dir, boot.SlotA); err != nil {
+		t.Fatal(err)
+	}
+	committed(boot.SlotB)
+	// Lines before any section apply to all.
+	os.WriteFile(name, []byte("boot_partition=3\n"), 0o644)
+	if got, err := c.Committed(dir); got != boot.SlotB || err != nil {
+		t.Errorf("autoboot.txt without sections: committed %q, %v", got, err)
+	}
+	// One that names no slot is an error that says what to do.
+	for _, bad := range []string{"", "[all]\nboot_partition=1\n", "[tryboot]\nboot_partition=2\n", "\x00\x00garbage"} {
+		os.WriteFile(name, []byte(bad), 0o644)
+		if _, err := c.Committed(dir); err == nil || !strings.Contains(err.Error(), "flash a new image") {
+			t.Errorf("autoboot.txt %q: %v", bad, err)
+		}
+		if err := c.Commit(dir, boot.SlotA); err == nil {
+			t.Errorf("autoboot.txt %q was committed over", bad)
+		}
+	}
+	os.Remove(name)
+	if _, err := c.Committed(dir); err == nil || !strings.Contains(err.Error(), "autoboot.txt") {
+		t.Errorf("no autoboot.txt: %v", err)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/cairn-os/cairn/image/fstree"
 )
 
-// tryboot: the Raspberry Pi 4/5 firmware boots the slot partition that
+// tryboot: the Raspberry Pi 5 firmware boots the slot partition that
 // autoboot.txt names, and the other one once after `reboot "0 tryboot"`.
 // A slot partition is FAT and holds the firmware, the device trees,
 // config.txt, the kernel, the initramfs and the root squashfs as a file.
@@ -43,7 +43,99 @@ func (tryboot) Fresh(p *Parts, diskID string) (*fstree.Tree, error) {
 
 func (tryboot) Install(d Disk, s *Slot, slot string) error { return installFAT(d, s, slot) }
 
-// uboot: the Raspberry Pi 3 firmware starts U-Boot from the first
+// The tryboot family's chooser (docs/adr/0013): autoboot.txt names the
+// committed slot's partition under [all] and the other slot's under
+// [tryboot]. The firmware boots the [tryboot] one when the reboot before
+// asked it to (TrialReboot), and forgets that after one boot, so arming a
+// trial writes nothing. A commit rewrites autoboot.txt's one sector in
+// place: the firmware reads at most that much of it.
+
+const autobootFile = "autoboot.txt"
+
+// autobootSize is the most of autoboot.txt the firmware reads.
+const autobootSize = 512
+
+// trybootCommitted is the slot autoboot.txt boots when no trial is asked
+// for, and whether the file is the one Autoboot writes for it.
+func trybootCommitted(bootDir string) (slot string, canonical bool, err error) {
+	f, err := os.Open(filepath.Join(bootDir, autobootFile))
+	if err != nil {
+		return "", false, fmt.Errorf("the boot partition's %s: %w", autobootFile, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, autobootSize))
+	if err != nil {
+		return "", false, fmt.Errorf("the boot partition's %s: %w", autobootFile, err)
+	}
+	section, part := "[all]", "" // lines before any section apply to all
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = line
+		} else if k, v, ok := strings.Cut(line, "="); ok && section == "[all]" && strings.TrimSpace(k) == "boot_partition" {
+			part = strings.TrimSpace(v)
+		}
+	}
+	for _, slot := range []string{boot.SlotA, boot.SlotB} {
+		if part == strconv.Itoa(boot.SlotPart(slot)) {
+			return slot, string(data) == boot.Autoboot(slot), nil
+		}
+	}
+	return "", false, fmt.Errorf("the boot partition's %s boots partition %q, not a slot's (%d or %d); flash a new image to take updates",
+		autobootFile, part, boot.SlotPart(boot.SlotA), boot.SlotPart(boot.SlotB))
+}
+
+func (tryboot) Committed(bootDir string) (string, error) {
+	slot, _, err := trybootCommitted(bootDir)
+	return slot, err
+}
+
+// Disarm has nothing to cancel: only the reboot after Arm asks for a
+// trial. It writes autoboot.txt again if it is not what a trial of the
+// other slot needs.
+func (tryboot) Disarm(bootDir string) error {
+	committed, canonical, err := trybootCommitted(bootDir)
+	if err == nil && !canonical {
+		err = rewrite(filepath.Join(bootDir, autobootFile), []byte(boot.Autoboot(committed)))
+	}
+	return err
+}
+
+// Arm checks that autoboot.txt names slot for a trial; the reboot that
+// follows asks the firmware for it.
+func (t tryboot) Arm(bootDir, slot string) error {
+	committed, _, err := trybootCommitted(bootDir)
+	if err != nil {
+		return err
+	}
+	if committed == slot {
+		return fmt.Errorf("slot %s is the committed one; only the other slot can be put on trial", slot)
+	}
+	return t.Disarm(bootDir)
+}
+
+// Commit rewrites autoboot.txt for slot, in place: the files for either
+// slot have the same length.
+func (tryboot) Commit(bootDir, slot string) error {
+	committed, canonical, err := trybootCommitted(bootDir)
+	if err != nil || committed == slot && canonical {
+		return err
+	}
+	return rewrite(filepath.Join(bootDir, autobootFile), []byte(boot.Autoboot(slot)))
+}
+
+// TrialReboot is what the reboot into an armed trial passes to the kernel
+// (reboot(2)'s LINUX_REBOOT_CMD_RESTART2) for a family whose firmware
+// learns of the trial from it: on the Raspberry Pi 5, whose kernel hands
+// "tryboot" on to the firmware. It is "" for the others.
+func TrialReboot(f boot.Family) string {
+	if f == boot.RPiTryboot {
+		return "0 tryboot"
+	}
+	return ""
+}
+
+// uboot: the Raspberry Pi 3/4 firmware starts U-Boot from the first
 // partition, whose boot.scr picks the slot with a boot counter and loads
 // its kernel and initramfs. A slot partition is FAT and holds the device
 // trees, the kernel, the initramfs and the root squashfs as a file.

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/configs"
@@ -33,6 +34,9 @@ type stage2 struct {
 	// since began (0 for never): on a trial boot, a little after the trial
 	// runs out.
 	feedUntil atomic.Int64
+	// rebootArg is what the next restart passes to the kernel: the
+	// updater's ask for a trial (family.TrialReboot), or nothing.
+	rebootArg atomic.Pointer[string]
 	services  []*running
 	ctx       context.Context
 }
@@ -100,6 +104,19 @@ func Stage2() {
 	}
 }
 
+// restartWith restarts the machine, passing arg to the kernel's restart
+// handlers as `reboot ARG` does (reboot(2)'s RESTART2). It returns only
+// when the kernel refused, which it says.
+func restartWith(log *slog.Logger, arg string) {
+	p, err := unix.BytePtrFromString(arg)
+	if err == nil {
+		_, _, errno := unix.Syscall6(unix.SYS_REBOOT, unix.LINUX_REBOOT_MAGIC1, unix.LINUX_REBOOT_MAGIC2, unix.LINUX_REBOOT_CMD_RESTART2, uintptr(unsafe.Pointer(p)), 0, 0)
+		err = errno
+	}
+	log.Error("the kernel refused a restart that asks for something; restarting plainly", "arg", arg, "err", err)
+	console().Flush(5 * time.Second)
+}
+
 func (s *stage2) shutdown(log *slog.Logger, cancel context.CancelFunc, how int) {
 	log.Info("shutting down")
 	for _, r := range s.services {
@@ -121,6 +138,9 @@ func (s *stage2) shutdown(log *slog.Logger, cancel context.CancelFunc, how int) 
 	unix.Sync()
 	log.Info("goodbye")
 	console().Flush(5 * time.Second)
+	if arg := s.rebootArg.Load(); how == unix.LINUX_REBOOT_CMD_RESTART && arg != nil && *arg != "" {
+		restartWith(log, *arg)
+	}
 	unix.Reboot(how)
 	select {}
 }

@@ -40,7 +40,8 @@ func (s *stage2) trial(ctx context.Context, log *slog.Logger) error {
 			}
 			s.feedUntil.Store(int64(d))
 		},
-		Reboot: func() {
+		Reboot: func(arg string) {
+			s.rebootArg.Store(&arg)
 			time.AfterFunc(time.Second, func() { unix.Kill(1, unix.SIGINT) })
 		},
 	}

@@ -117,7 +117,7 @@ func (n *Node) giveUp(reason string) {
 		st.Last = outcome(n.Booted, os, "rolled-back", reason)
 		st.save(StateFile)
 	}
-	n.setRebooting(n.committedSlot())
+	n.setRebooting(n.committedSlot(), false)
 }
 
 func (n *Node) committedSlot() string {
@@ -174,7 +174,7 @@ func (n *Node) Rollback() (*nodeapi.Result, error) {
 		return nil, err
 	}
 	n.Log.Info("rolling back: rebooting into the other slot on trial", "slot", other, "version", os.Version)
-	n.setRebooting(other)
+	n.setRebooting(other, true)
 	return res, nil
 }
 

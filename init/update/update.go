@@ -44,8 +44,9 @@ type Node struct {
 	// that a node that hangs on trial is reset into the committed slot;
 	// the zero time for ever.
 	Watchdog func(until time.Time)
-	// Reboot restarts the node cleanly; it returns at once.
-	Reboot func()
+	// Reboot restarts the node cleanly, passing arg, if not "", to the
+	// kernel's restart (family.TrialReboot); it returns at once.
+	Reboot func(arg string)
 	Log    *slog.Logger
 
 	mu sync.Mutex // held by whatever writes: an install, a rollback, the commit
@@ -89,11 +90,17 @@ func (n *Node) begin() (family.Chooser, error) {
 	return chooser, nil
 }
 
-func (n *Node) setRebooting(slot string) {
+// setRebooting reboots into slot: on trial, as the family's firmware
+// needs to be asked for it, or the committed one.
+func (n *Node) setRebooting(slot string, trial bool) {
 	n.smu.Lock()
 	n.rebooting = slot
 	n.smu.Unlock()
-	n.Reboot()
+	arg := ""
+	if trial {
+		arg = family.TrialReboot(n.Info.Family)
+	}
+	n.Reboot(arg)
 }
 
 // withBoot mounts the boot partition for fn, read-write only when fn
@@ -192,7 +199,7 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 		return nil, err
 	}
 	n.Log.Info("update installed; rebooting into it on trial", "slot", target, "version", m.Version)
-	n.setRebooting(target)
+	n.setRebooting(target, true)
 	return res, nil
 }
 

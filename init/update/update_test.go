@@ -59,3 +59,26 @@ func TestState(t *testing.T) {
 		t.Errorf("read back %+v, %v", back, err)
 	}
 }
+
+// The reboot into a trial asks the Pi 5's firmware for it; the reboot
+// that gives a trial up, and any reboot of the other families, asks
+// nothing.
+func TestRebootAsksForTheTrial(t *testing.T) {
+	for _, tc := range []struct {
+		family boot.Family
+		trial  bool
+		want   string
+	}{
+		{boot.RPiTryboot, true, "0 tryboot"},
+		{boot.RPiTryboot, false, ""},
+		{boot.RPiUBoot, true, ""},
+		{boot.UEFI, true, ""},
+	} {
+		got := "(no reboot)"
+		n := &Node{Info: boot.BuildInfo{Family: tc.family}, Reboot: func(arg string) { got = arg }}
+		n.setRebooting(boot.SlotB, tc.trial)
+		if got != tc.want || n.rebooting != boot.SlotB {
+			t.Errorf("%s, trial %t: rebooted into %q with %q, want %q", tc.family, tc.trial, n.rebooting, got, tc.want)
+		}
+	}
+}

@@ -206,8 +206,11 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 // fits says whether a bundle is for this node.
 func (n *Node) fits(m *bundle.Manifest, allowDowngrade bool) error {
 	switch {
-	case m.Board != n.Info.Board || m.Arch != n.Info.Arch || m.Family != n.Info.Family:
+	case m.Board != n.Info.Board || m.Arch != n.Info.Arch:
 		return fmt.Errorf("%w: the bundle is for board %s (%s), this node is %s (%s)", ErrRefused, m.Board, m.Arch, n.Info.Board, n.Info.Arch)
+	case m.Family != n.Info.Family:
+		return fmt.Errorf("%w: the bundle's slot boots through %s, but this node's card boots through %s (its board changed how it boots since it was flashed); flash a new image",
+			ErrRefused, m.Family, n.Info.Family)
 	case m.Cluster != n.Cluster:
 		return fmt.Errorf("%w: the bundle is for cluster %q, this node is in %q", ErrRefused, m.Cluster, n.Cluster)
 	case m.Build < n.Info.Epoch && !allowDowngrade:

@@ -23,6 +23,7 @@ func TestFits(t *testing.T) {
 	}{
 		"board":     {func(m *bundle.Manifest) { m.Board = "rpi4" }, "for board rpi4"},
 		"cluster":   {func(m *bundle.Manifest) { m.Cluster = "" }, `for cluster ""`},
+		"family":    {func(m *bundle.Manifest) { m.Family = boot.RPiUBoot }, "boots through rpi-uboot, but this node's card boots through uefi"},
 		"downgrade": {func(m *bundle.Manifest) { m.Build = 99 }, "--allow-downgrade"},
 	} {
 		m := good

@@ -298,17 +298,44 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 		return err
 	}
 	unix.Sync()
-	return dd.readBack(m)
+	if !m.Family.RootInSlotFile() {
+		return dd.readBack(m, "")
+	}
+	// A FAT slot is read back through the file system the firmware or
+	// U-Boot will read, mounted afresh.
+	part := d.Part(boot.SlotPart(target))
+	if f, err := os.Open(part); err == nil {
+		// The partition's own cache, if a mount before left one, is not
+		// what went to the disk through the whole disk's.
+		unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
+		f.Close()
+	}
+	if err := os.MkdirAll(slotMount, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mount(part, slotMount, "vfat", unix.MS_RDONLY|unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, "utf8"); err != nil {
+		return fmt.Errorf("mount slot %s to read it back: %w", target, err)
+	}
+	defer unix.Unmount(slotMount, 0)
+	return dd.readBack(m, slotMount)
 }
+
+// slotMount is where the updater mounts a FAT slot it wrote.
+const slotMount = "/run/cairn/update/slot"
 
 // readBack hashes what was written, from the disk rather than the page
 // cache (written and synced, its pages are dropped first), against the
-// manifest.
-func (dd *deviceDisk) readBack(m *bundle.Manifest) error {
+// manifest: each file where it landed whole, or else in slotDir, the
+// slot's file system, if not "".
+func (dd *deviceDisk) readBack(m *bundle.Manifest, slotDir string) error {
 	for _, f := range m.Files {
 		w, ok := dd.written[f.Name]
-		if !ok {
-			continue // inside a file system the family made; its own checks hold
+		switch {
+		case ok:
+		case slotDir != "":
+			w = place{path: filepath.Join(slotDir, filepath.FromSlash(f.Name))}
+		default:
+			continue
 		}
 		file, err := os.Open(w.path)
 		if err != nil {

@@ -1,7 +1,10 @@
 package update
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,5 +84,34 @@ func TestRebootAsksForTheTrial(t *testing.T) {
 		if got != tc.want || n.rebooting != boot.SlotB {
 			t.Errorf("%s, trial %t: rebooted into %q with %q, want %q", tc.family, tc.trial, n.rebooting, got, tc.want)
 		}
+	}
+}
+
+// A FAT slot is read back through its file system: each file the manifest
+// lists must be there with its hash.
+func TestReadBackSlotFiles(t *testing.T) {
+	dir := t.TempDir()
+	m := &bundle.Manifest{}
+	for name, data := range map[string]string{"vmlinuz": "kernel", "initrd.img": "initramfs", "bcm2711-rpi-4-b.dtb": "dtb"} {
+		sum := sha256.Sum256([]byte(data))
+		m.Files = append(m.Files, bundle.File{Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dd := &deviceDisk{}
+	if err := dd.readBack(m, dir); err != nil {
+		t.Fatalf("a slot as written: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "initrd.img"), []byte("initramfZ"), 0o644)
+	if err := dd.readBack(m, dir); err == nil || !strings.Contains(err.Error(), "read back initrd.img") || !strings.Contains(err.Error(), "did not keep") {
+		t.Errorf("a changed file: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "initrd.img"))
+	if err := dd.readBack(m, dir); err == nil {
+		t.Error("a missing file was read back")
+	}
+	if err := dd.readBack(m, ""); err != nil {
+		t.Errorf("nothing written whole and no slot file system: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -348,4 +349,102 @@ func TestUBootEnv(t *testing.T) {
 	if _, err := boot.UBootEnv(map[string]string{"a": strings.Repeat("x", boot.UBootEnvSize)}); err == nil {
 		t.Error("an environment too big for its sector was written")
 	}
+}
+
+// piFirmware is a model of the Pi 5 firmware's choice, as its
+// documentation gives it: it reads the first 512 bytes of autoboot.txt;
+// [all] applies always and [tryboot] only when the tryboot flag is set,
+// the last boot_partition winning; a trial reads the partition's
+// config.txt only with tryboot_a_b=1 (else tryboot.txt, which no slot
+// has). It clears the flag as it boots.
+type piFirmware struct {
+	dir     string
+	tryboot bool
+}
+
+// restart is reboot(2) with arg: the Raspberry Pi kernel sets the flag
+// when arg holds " tryboot".
+func (p *piFirmware) restart(arg string) { p.tryboot = strings.Contains(arg, " tryboot") }
+
+// boot is the partition the firmware boots, or 0 for none.
+func (p *piFirmware) boot() int {
+	data, _ := os.ReadFile(filepath.Join(p.dir, autobootFile))
+	data = data[:min(len(data), autobootSize)]
+	section, part, ab := "[all]", 0, false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "[") {
+			section = line
+			continue
+		}
+		if section != "[all]" && !(section == "[tryboot]" && p.tryboot) {
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "boot_partition":
+			part, _ = strconv.Atoi(v)
+		case "tryboot_a_b":
+			ab = v == "1"
+		}
+	}
+	if p.tryboot && !ab {
+		part = 0
+	}
+	p.tryboot = false
+	return part
+}
+
+// TestTrybootFirmwareModel runs updates through the chooser and the
+// reboot's argument against the firmware model: a trial boots once, a
+// reset or power cut during it boots the committed slot, and a commit cut
+// short boots one slot or the other.
+func TestTrybootFirmwareModel(t *testing.T) {
+	dir := t.TempDir()
+	home, _ := Of(boot.RPiTryboot)
+	fresh, _ := home.Fresh(testParts(t), "disk")
+	e, _ := fresh.Get(autobootFile)
+	os.WriteFile(filepath.Join(dir, autobootFile), e.Data, 0o644)
+	c, _ := ChooserOf(boot.RPiTryboot)
+	fw := &piFirmware{dir: dir}
+	expect := func(what string, slot string) {
+		t.Helper()
+		if got := fw.boot(); got != boot.SlotPart(slot) {
+			t.Fatalf("%s: the firmware boots partition %d, want slot %s's", what, got, slot)
+		}
+	}
+	trial := func(slot string) {
+		t.Helper()
+		if err := c.Disarm(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Arm(dir, slot); err != nil {
+			t.Fatal(err)
+		}
+		fw.restart(TrialReboot(boot.RPiTryboot))
+	}
+	expect("a fresh card", boot.SlotA)
+	trial(boot.SlotB)
+	expect("a trial of b", boot.SlotB)
+	fw.restart("") // the watchdog, or init giving the trial up
+	expect("after the trial", boot.SlotA)
+	trial(boot.SlotB)
+	expect("a second trial of b", boot.SlotB)
+	old, _ := os.ReadFile(filepath.Join(dir, autobootFile))
+	if err := c.Commit(dir, boot.SlotB); err != nil {
+		t.Fatal(err)
+	}
+	fw.restart("")
+	expect("b committed", boot.SlotB)
+	// A commit cut short leaves the old sector or the new one.
+	committed, _ := os.ReadFile(filepath.Join(dir, autobootFile))
+	for _, sector := range [][]byte{old, committed} {
+		os.WriteFile(filepath.Join(dir, autobootFile), sector, 0o644)
+		if got := fw.boot(); got != boot.SlotPart(boot.SlotA) && got != boot.SlotPart(boot.SlotB) {
+			t.Errorf("after a commit cut short (%q), the firmware boots partition %d", sector, got)
+		}
+	}
+	// Rolling back to a: its trial, then a power cut during it.
+	trial(boot.SlotA)
+	expect("a trial of a", boot.SlotA)
+	expect("a power cut during it", boot.SlotB)
 }

@@ -31,13 +31,18 @@ func TestImagesPassRealTools(t *testing.T) {
 		root         func(t *testing.T, img string, parts []sfPart) string
 		bootFiles    []string
 		radio        []string // the Wi-Fi firmware its root has; none: no Wi-Fi
+		modules      []string // what the board's hardware needs beyond the common ones
 	}{
 		{"qemu-arm64", "gpt", []int{0}, func(t *testing.T, img string, p []sfPart) string { return extract(t, img, p[1]) },
-			[]string{"EFI/BOOT/BOOTAA64.EFI", "loader/loader.conf", "loader/entries/cairn-a.conf", "a/vmlinuz", "b/initrd.img"}, nil},
+			[]string{"EFI/BOOT/BOOTAA64.EFI", "loader/loader.conf", "loader/entries/cairn-a.conf", "a/vmlinuz", "b/initrd.img"}, nil, nil},
 		{"rpi4", "dos", []int{0, 1, 2}, rootFromSlot, []string{"start4.elf", "fixup4.dat", "u-boot.bin", "boot.scr", "config.txt", "bcm2711-rpi-4-b.dtb", "cairn/a.env"},
-			[]string{"brcm/brcmfmac43455-sdio.raspberrypi,4-model-b.txt", "brcm/brcmfmac43455-sdio.bin -> ../cypress/cyfmac43455-sdio.bin", "cypress/cyfmac43455-sdio.bin"}},
+			[]string{"brcm/brcmfmac43455-sdio.raspberrypi,4-model-b.txt", "brcm/brcmfmac43455-sdio.bin -> ../cypress/cyfmac43455-sdio.bin", "cypress/cyfmac43455-sdio.bin"},
+			// The firmware's reset of the USB controller, which xHCI waits for.
+			[]string{"initrd:reset-raspberrypi.ko", "initrd:xhci-pci.ko", "genet.ko", "bcm2835_wdt.ko"}},
 		{"rpi3", "dos", []int{0, 1, 2}, rootFromSlot, []string{"bootcode.bin", "start.elf", "u-boot.bin", "boot.scr", "config.txt", "bcm2837-rpi-3-b.dtb"},
-			[]string{"brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt", "cypress/cyfmac43430-sdio.bin", "brcm/brcmfmac43455-sdio.raspberrypi,3-model-b-plus.txt"}},
+			[]string{"brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt", "cypress/cyfmac43430-sdio.bin", "brcm/brcmfmac43455-sdio.raspberrypi,3-model-b-plus.txt"},
+			// The USB controller the Ethernet chip sits behind.
+			[]string{"dwc2.ko", "smsc95xx.ko", "lan78xx.ko", "bcm2835_wdt.ko"}},
 	} {
 		t.Run(tc.board, func(t *testing.T) {
 			img := buildImage(t, tc.board, plainConfig, dir)
@@ -102,6 +107,15 @@ func TestImagesPassRealTools(t *testing.T) {
 			for _, want := range []string{"init", "dev/console", "squashfs.ko", "ext4.ko", "modules.dep"} {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("initramfs lacks %s", want)
+				}
+			}
+			for _, m := range tc.modules {
+				if name, ok := strings.CutPrefix(m, "initrd:"); ok {
+					if !strings.Contains(string(out), "/"+name) {
+						t.Errorf("board %s: the initramfs lacks %s", tc.board, name)
+					}
+				} else if !strings.Contains(list, "/"+m) {
+					t.Errorf("board %s: the root lacks %s", tc.board, m)
 				}
 			}
 		})

@@ -332,11 +332,17 @@ func TestRaspi3b(t *testing.T) {
 		"cairn: data: data partition mounted on /var dev=/dev/mmcblk0p4",
 		"cairn: mounts: root is read-only fs=squashfs",
 		"cairn: hostname: hostname set hostname=pi3",
+		"cairn: modules: modules loaded count=",
 		// The reset when init arms the watchdog.
 		"cairn: slot b had its trial, booting slot a",
 		"cairn: booting slot a from partition 2",
 	)
 	t.Logf("slot b on trial, then a, after %s", vm.Since().Round(time.Second))
+	// The board's modules (the USB controller, the Ethernet chips behind
+	// it, the Wi-Fi, the watchdog) all load.
+	if strings.Contains(vm.Output(), "could not load") {
+		t.Errorf("a module of the Pi 3 did not load:\n%s", vm.Output())
+	}
 	vm.Kill()
 	vm.Wait()
 	// What U-Boot's env export wrote, the chooser's reader reads.

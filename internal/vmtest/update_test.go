@@ -29,8 +29,9 @@ import (
 // another on one disk: bundles the node must refuse (another key, a cut
 // stream, an older build) change nothing that boots; a good one is
 // installed into the other slot, boots on trial and is committed; a
-// rollback goes back the same way; and a slot whose kernel panics falls
-// back to the committed one with no help from the new system. A node also
+// rollback goes back the same way; a slot whose kernel panics falls
+// back to the committed one with no help from the new system; and one that
+// never becomes healthy is given up when its trial time is over. A node also
 // pulls a bundle from the channel its config names, resuming a download
 // that breaks off.
 func TestUpdate(t *testing.T) {
@@ -39,7 +40,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	need(t, board.QEMU.Binary)
-	turn(t, 1, 152)
+	turn(t, 1, 220)
 	dir := t.TempDir()
 	fleetDir := filepath.Join(dir, "fleet")
 	// The CLI runs as its own program, with the fleet in its environment:
@@ -168,6 +169,25 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("cairn status: %v\n%s\nconsole:\n%s", err, out, vm.Output())
 	}
 	t.Logf("cairn status:\n%s", out)
+
+	// A slot that boots but never becomes healthy (its config names a
+	// network interface the node lacks): the gate gives it up when its
+	// trial time is over, and the node boots the committed slot again,
+	// saying why.
+	unhealthy := strings.Replace(config("release three"), "trialSeconds: 120", "trialSeconds: 30", 1) +
+		"network:\n  interfaces:\n    - name: eth9\n      addresses: [10.9.9.9/24]\n"
+	_, v3b := buildRelease(t, fleetDir, dir, "v3", unhealthy, 1780200000)
+	if out, err := cairn("upgrade", v3b, "--node", node); err != nil {
+		t.Fatalf("cairn upgrade (unhealthy): %v\n%s", err, out)
+	}
+	at = waitLine(t, vm, "slot a is on trial", at)
+	at = waitLine(t, vm, "giving up the slot on trial; rebooting into the committed slot", at)
+	waitLine(t, vm, "cairn: ready slot=b", at)
+	st = status()
+	if st.Booted != "b" || st.Committed != "b" || st.Last.State != "rolled-back" ||
+		!strings.Contains(st.Last.Reason, "not healthy within 30s") || !strings.Contains(st.Last.Reason, "the network is not up") {
+		t.Errorf("after an update that never became healthy: %+v last %+v", st, st.Last)
+	}
 }
 
 // buildRelease builds an image and its bundle for a fleet at a build time.

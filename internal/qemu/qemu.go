@@ -42,6 +42,10 @@ type Options struct {
 	// Reboot lets a reboot of the guest restart the machine, as real
 	// hardware does; by default QEMU exits instead.
 	Reboot bool
+	// Vars, if set, is the UEFI variable store to use and keep, made from
+	// the board's template when missing: a machine's NVRAM across power
+	// cuts. By default each start gets a fresh copy.
+	Vars string
 	// KeepOutput bounds what Output keeps of the console, for VMs that run
 	// for days (cairn vm): beyond it the older half is dropped. Offsets
 	// stay counted from the first byte. 0 keeps everything (the tests).
@@ -99,9 +103,14 @@ func Args(o Options, tmp string) (string, []string, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		varsCopy := filepath.Join(tmp, "vars.fd")
-		if err := copyFile(vars, varsCopy); err != nil {
-			return "", nil, err
+		varsCopy := o.Vars
+		if varsCopy == "" {
+			varsCopy = filepath.Join(tmp, "vars.fd")
+		}
+		if _, err := os.Stat(varsCopy); err != nil {
+			if err := copyFile(vars, varsCopy); err != nil {
+				return "", nil, err
+			}
 		}
 		args = append(args,
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,

@@ -360,7 +360,9 @@ spec:
 // nodeBootID is the boot id a node's kubelet last posted.
 func nodeBootID(t *testing.T, api *kubeClient, node string) string {
 	t.Helper()
-	var n struct{ Status struct{ NodeInfo struct{ BootID string } } }
+	var n struct {
+		Status struct{ NodeInfo struct{ BootID string } }
+	}
 	api.json(t, "GET", "/api/v1/nodes/"+node, nil, 200, &n)
 	return n.Status.NodeInfo.BootID
 }

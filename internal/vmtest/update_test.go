@@ -42,15 +42,7 @@ func TestUpdate(t *testing.T) {
 	need(t, board.QEMU.Binary)
 	turn(t, 1, 220)
 	dir := t.TempDir()
-	fleetDir := filepath.Join(dir, "fleet")
-	// The CLI runs as its own program, with the fleet in its environment:
-	// t.Setenv would keep this test from running beside the others.
-	cairn := func(args ...string) (string, error) {
-		return cairnProgram(t, []string{"CAIRN_FLEET=" + fleetDir}, args...)
-	}
-	if out, err := cairn("keys", "generate"); err != nil {
-		t.Fatalf("cairn keys generate: %v\n%s", err, out)
-	}
+	fleetDir, cairn := newFleet(t, dir)
 	f, err := fleet.Load(fleetDir)
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +180,22 @@ func TestUpdate(t *testing.T) {
 		!strings.Contains(st.Last.Reason, "not healthy within 30s") || !strings.Contains(st.Last.Reason, "the network is not up") {
 		t.Errorf("after an update that never became healthy: %+v last %+v", st, st.Last)
 	}
+}
+
+// newFleet makes a fleet's keys in dir and returns their folder and a
+// runner of bin/cairn with that fleet. The CLI runs as its own program,
+// with the fleet in its environment: t.Setenv would keep a test from
+// running beside the others.
+func newFleet(t *testing.T, dir string) (string, func(args ...string) (string, error)) {
+	t.Helper()
+	fleetDir := filepath.Join(dir, "fleet")
+	cairn := func(args ...string) (string, error) {
+		return cairnProgram(t, []string{"CAIRN_FLEET=" + fleetDir}, args...)
+	}
+	if out, err := cairn("keys", "generate"); err != nil {
+		t.Fatalf("cairn keys generate: %v\n%s", err, out)
+	}
+	return fleetDir, cairn
 }
 
 // buildRelease builds an image and its bundle for a fleet at a build time.

@@ -303,12 +303,21 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	}
 	// A FAT slot is read back through the file system the firmware or
 	// U-Boot will read, mounted afresh.
+	// A mount left from an earlier read-back that could not be undone
+	// would be reused, with what it read then: detach it first.
+	for unix.Unmount(slotMount, unix.MNT_DETACH) == nil {
+	}
 	part := d.Part(boot.SlotPart(target))
-	if f, err := os.Open(part); err == nil {
-		// The partition's own cache, if a mount before left one, is not
-		// what went to the disk through the whole disk's.
-		unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
-		f.Close()
+	f, err := os.Open(part)
+	if err != nil {
+		return err
+	}
+	// Nor may the partition's own cache stand for what went to the disk
+	// through the whole disk's.
+	err = unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("drop the cache of slot %s to read it back: %w", target, err)
 	}
 	if err := os.MkdirAll(slotMount, 0o700); err != nil {
 		return err
@@ -316,8 +325,14 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	if err := unix.Mount(part, slotMount, "vfat", unix.MS_RDONLY|unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, "utf8"); err != nil {
 		return fmt.Errorf("mount slot %s to read it back: %w", target, err)
 	}
-	defer unix.Unmount(slotMount, 0)
-	return dd.readBack(m, slotMount)
+	err = dd.readBack(m, slotMount)
+	if uerr := unix.Unmount(slotMount, 0); uerr != nil {
+		unix.Unmount(slotMount, unix.MNT_DETACH)
+		if err == nil {
+			err = fmt.Errorf("unmount slot %s after reading it back: %w", target, uerr)
+		}
+	}
+	return err
 }
 
 // slotMount is where the updater mounts a FAT slot it wrote.
@@ -340,6 +355,10 @@ func (dd *deviceDisk) readBack(m *bundle.Manifest, slotDir string) error {
 		file, err := os.Open(w.path)
 		if err != nil {
 			return err
+		}
+		if fi, err := file.Stat(); err == nil && !ok && fi.Size() != f.Size {
+			file.Close()
+			return fmt.Errorf("read back %s from %s: %d bytes, want %d: the storage did not keep what was written", f.Name, w.path, fi.Size(), f.Size)
 		}
 		if err := unix.Fadvise(int(file.Fd()), w.off, f.Size, unix.FADV_DONTNEED); err != nil {
 			file.Close()

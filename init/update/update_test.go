@@ -103,6 +103,10 @@ func TestReadBackSlotFiles(t *testing.T) {
 	if err := dd.readBack(m, dir); err != nil {
 		t.Fatalf("a slot as written: %v", err)
 	}
+	os.WriteFile(filepath.Join(dir, "initrd.img"), []byte("initramfs and more"), 0o644)
+	if err := dd.readBack(m, dir); err == nil || !strings.Contains(err.Error(), "18 bytes, want 9") {
+		t.Errorf("a longer file: %v", err)
+	}
 	os.WriteFile(filepath.Join(dir, "initrd.img"), []byte("initramfZ"), 0o644)
 	if err := dd.readBack(m, dir); err == nil || !strings.Contains(err.Error(), "read back initrd.img") || !strings.Contains(err.Error(), "did not keep") {
 		t.Errorf("a changed file: %v", err)

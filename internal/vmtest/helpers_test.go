@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -167,7 +169,8 @@ func partitions(t *testing.T, img string) (string, []sfPart) {
 	return doc.Table.Label, doc.Table.Partitions
 }
 
-// extract copies a partition out of an image into its own file.
+// extract copies a partition out of an image into its own file, sparse
+// where the partition holds zeros.
 func extract(t *testing.T, img string, p sfPart) string {
 	t.Helper()
 	in, err := os.Open(img)
@@ -181,11 +184,26 @@ func extract(t *testing.T, img string, p sfPart) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	buf := make([]byte, p.Size*512)
-	if _, err := in.ReadAt(buf, p.Start*512); err != nil {
+	r := io.NewSectionReader(in, p.Start*512, p.Size*512)
+	buf := make([]byte, 1<<20)
+	for off := int64(0); ; {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 && slices.ContainsFunc(buf[:n], func(b byte) bool { return b != 0 }) {
+			if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+				t.Fatalf("extracting %s: %v", out, werr)
+			}
+		}
+		off += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(p.Size * 512); err != nil {
 		t.Fatal(err)
 	}
-	f.Write(buf)
 	return out
 }
 

@@ -12,8 +12,8 @@ const (
 	// per slot and each slot's kernel and initramfs; raw root partitions.
 	UEFI Family = "uefi"
 	// RPiTryboot: MBR; autoboot.txt on the first partition, FAT slot
-	// partitions, and the firmware's one-shot tryboot (Pi 5, CM5: their
-	// kernel asks the firmware for it; docs/adr/0013).
+	// partitions, and the firmware's one-shot tryboot (Pi 5: its kernel
+	// asks the firmware for it; docs/adr/0013).
 	RPiTryboot Family = "rpi-tryboot"
 	// RPiUBoot: MBR; firmware and U-Boot on the first partition, whose
 	// boot.scr chooses the FAT slot and tries one once (Pi 3, Zero 2 W, Pi

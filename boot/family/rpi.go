@@ -58,12 +58,7 @@ const autobootSize = 512
 // trybootCommitted is the slot autoboot.txt boots when no trial is asked
 // for, and whether the file is the one Autoboot writes for it.
 func trybootCommitted(bootDir string) (slot string, canonical bool, err error) {
-	f, err := os.Open(filepath.Join(bootDir, autobootFile))
-	if err != nil {
-		return "", false, fmt.Errorf("the boot partition's %s: %w", autobootFile, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, autobootSize))
+	data, err := readHead(filepath.Join(bootDir, autobootFile), autobootSize)
 	if err != nil {
 		return "", false, fmt.Errorf("the boot partition's %s: %w", autobootFile, err)
 	}
@@ -92,26 +87,22 @@ func (tryboot) Committed(bootDir string) (string, error) {
 
 // Disarm has nothing to cancel: only the reboot after Arm asks for a
 // trial. It writes autoboot.txt again if it is not what a trial of the
-// other slot needs.
-func (tryboot) Disarm(bootDir string) error {
-	committed, canonical, err := trybootCommitted(bootDir)
-	if err == nil && !canonical {
-		err = rewrite(filepath.Join(bootDir, autobootFile), []byte(boot.Autoboot(committed)))
-	}
-	return err
-}
+// other slot needs, as Arm does, for no slot in particular.
+func (t tryboot) Disarm(bootDir string) error { return t.Arm(bootDir, "") }
 
-// Arm checks that autoboot.txt names slot for a trial; the reboot that
-// follows asks the firmware for it.
-func (t tryboot) Arm(bootDir, slot string) error {
-	committed, _, err := trybootCommitted(bootDir)
-	if err != nil {
+// Arm checks that autoboot.txt names slot for a trial, written as Disarm
+// says; the reboot that follows asks the firmware for it.
+func (tryboot) Arm(bootDir, slot string) error {
+	committed, canonical, err := trybootCommitted(bootDir)
+	switch {
+	case err != nil:
 		return err
-	}
-	if committed == slot {
+	case committed == slot:
 		return fmt.Errorf("slot %s is the committed one; only the other slot can be put on trial", slot)
+	case canonical:
+		return nil
 	}
-	return t.Disarm(bootDir)
+	return autoboot(bootDir, committed)
 }
 
 // Commit rewrites autoboot.txt for slot, in place: the files for either
@@ -121,7 +112,12 @@ func (tryboot) Commit(bootDir, slot string) error {
 	if err != nil || committed == slot && canonical {
 		return err
 	}
-	return rewrite(filepath.Join(bootDir, autobootFile), []byte(boot.Autoboot(slot)))
+	return autoboot(bootDir, slot)
+}
+
+// autoboot rewrites autoboot.txt with committed slot committed.
+func autoboot(bootDir, committed string) error {
+	return rewrite(filepath.Join(bootDir, autobootFile), []byte(boot.Autoboot(committed)))
 }
 
 // TrialReboot is what the reboot into an armed trial passes to the kernel
@@ -246,13 +242,17 @@ func ubootTried(bootDir string) int {
 
 // readUBootEnv reads the part of a state file that boot.scr imports, its
 // first boot.UBootEnvSize bytes, whatever the file's size.
-func readUBootEnv(name string) ([]byte, error) {
+func readUBootEnv(name string) ([]byte, error) { return readHead(name, boot.UBootEnvSize) }
+
+// readHead reads a file's first n bytes, or all of a shorter one: as much
+// of it as a boot loader or firmware reads.
+func readHead(name string, n int64) ([]byte, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, boot.UBootEnvSize))
+	return io.ReadAll(io.LimitReader(f, n))
 }
 
 // committed is the slot boot.scr boots when none is on trial.

@@ -106,12 +106,18 @@ func (n *Node) setRebooting(slot string, trial bool) {
 // withBoot mounts the boot partition for fn, read-write only when fn
 // writes (a read-write mount of FAT marks it dirty until the unmount).
 // Callers hold n.mu: a second mount of the same FAT with other flags fails.
-func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) (err error) {
+func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) error {
 	d, err := disk.Find(n.DiskID)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(bootMount, 0o700); err != nil {
+	return withFAT(d.Part(boot.PartBoot), bootMount, "the boot partition", rw, func() error { return fn(d, bootMount) })
+}
+
+// withFAT mounts the FAT file system on dev at dir for fn, read-only
+// unless rw, and syncs and unmounts it after; what names it in errors.
+func withFAT(dev, dir, what string, rw bool, fn func() error) (err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	// noatime: a read writes nothing (the Pi 3's slot states share a
@@ -120,16 +126,16 @@ func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) (err e
 	if !rw {
 		flags |= unix.MS_RDONLY
 	}
-	if err := unix.Mount(d.Part(boot.PartBoot), bootMount, "vfat", flags, "utf8"); err != nil {
-		return fmt.Errorf("mount the boot partition: %w", err)
+	if err := unix.Mount(dev, dir, "vfat", flags, "utf8"); err != nil {
+		return fmt.Errorf("mount %s: %w", what, err)
 	}
 	defer func() {
 		unix.Sync()
-		if uerr := unix.Unmount(bootMount, 0); err == nil && uerr != nil {
-			err = fmt.Errorf("unmount the boot partition: %w", uerr)
+		if uerr := unix.Unmount(dir, 0); err == nil && uerr != nil {
+			err = fmt.Errorf("unmount %s: %w", what, uerr)
 		}
 	}()
-	return fn(d, bootMount)
+	return fn()
 }
 
 // Install installs the bundle r streams into the slot the node is not
@@ -302,9 +308,9 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 		return dd.readBack(m, "")
 	}
 	// A FAT slot is read back through the file system the firmware or
-	// U-Boot will read, mounted afresh.
-	// A mount left from an earlier read-back that could not be undone
-	// would be reused, with what it read then: detach it first.
+	// U-Boot will read, mounted afresh. A mount left from an earlier
+	// read-back that could not be undone would be reused, with what it
+	// read then: detach it first.
 	for unix.Unmount(slotMount, unix.MNT_DETACH) == nil {
 	}
 	part := d.Part(boot.SlotPart(target))
@@ -319,20 +325,7 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	if err != nil {
 		return fmt.Errorf("drop the cache of slot %s to read it back: %w", target, err)
 	}
-	if err := os.MkdirAll(slotMount, 0o700); err != nil {
-		return err
-	}
-	if err := unix.Mount(part, slotMount, "vfat", unix.MS_RDONLY|unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, "utf8"); err != nil {
-		return fmt.Errorf("mount slot %s to read it back: %w", target, err)
-	}
-	err = dd.readBack(m, slotMount)
-	if uerr := unix.Unmount(slotMount, 0); uerr != nil {
-		unix.Unmount(slotMount, unix.MNT_DETACH)
-		if err == nil {
-			err = fmt.Errorf("unmount slot %s after reading it back: %w", target, uerr)
-		}
-	}
-	return err
+	return withFAT(part, slotMount, "slot "+target, false, func() error { return dd.readBack(m, slotMount) })
 }
 
 // slotMount is where the updater mounts a FAT slot it wrote.

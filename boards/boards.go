@@ -42,8 +42,10 @@ type Profile struct {
 	// WiFi is the board's radio, when it has one: images for it carry
 	// wpa_supplicant and the radio's firmware whether or not the config
 	// names a network, so that a card's cairn.yaml can add one.
-	WiFi      *WiFi  `yaml:"wifi"`
-	Watchdog  string `yaml:"watchdog"` // module name; empty when the board has none
+	WiFi *WiFi `yaml:"wifi"`
+	// Watchdog is the watchdog's module, empty when the board has none.
+	// Stage 1 arms it when it is in InitramfsModules, else stage 2.
+	Watchdog  string `yaml:"watchdog"`
 	Squashfs  string `yaml:"squashfs"` // compression: zstd, gzip, xz
 	Layout    Layout `yaml:"layout"`
 	QEMU      *QEMU  `yaml:"qemu"`

@@ -42,7 +42,14 @@ type Phase struct {
 	// diskless boot has no data partition to make, say); it is asked when
 	// the phase's turn comes, so earlier phases can decide it.
 	When func() bool
+	// Limit is how long one run of the phase may take before init stops
+	// feeding the watchdog (phaseLimit when zero): a phase that hangs
+	// resets the board, and a slot on trial is then given up.
+	Limit time.Duration
 }
+
+// phaseLimit is the time limit of a phase that sets none.
+const phaseLimit = 2 * time.Minute
 
 // phaseBackoff is the wait between tries of a Retry phase.
 var phaseBackoff = retry.Backoff{Min: time.Second, Max: 30 * time.Second}
@@ -57,8 +64,10 @@ func (e errReboot) Error() string { return fmt.Sprintf("phase %s failed: %v", e.
 
 func (e errReboot) Unwrap() error { return e.err }
 
-// runPhases runs the table in order, one console line per phase.
-func runPhases(ctx context.Context, log *slog.Logger, phases []Phase) error {
+// runPhases runs the table in order, one console line per phase, and
+// tells the watchdog (when there is one) which phase runs until when.
+func runPhases(ctx context.Context, log *slog.Logger, phases []Phase, dog *watchdog) error {
+	defer dog.running("", 0)
 	for _, p := range phases {
 		if p.When != nil && !p.When() {
 			continue
@@ -66,7 +75,12 @@ func runPhases(ctx context.Context, log *slog.Logger, phases []Phase) error {
 		l := log.With("phase", p.Name)
 		start := time.Now()
 		b := phaseBackoff
+		limit := p.Limit
+		if limit == 0 {
+			limit = phaseLimit
+		}
 		for {
+			dog.running(p.Name, limit)
 			err := p.Run(ctx, l)
 			if err == nil {
 				l.Debug("done", "took", time.Since(start).Round(time.Millisecond))

@@ -26,19 +26,33 @@ func TestPhaseTable(t *testing.T) {
 	}
 	var out bytes.Buffer
 	log := newLogger(&out, false)
+	dog := newWatchdog(log)
+	var starving string
 	err := runPhases(context.Background(), log, []Phase{
-		{"optional", step("optional", func() error { return errors.New("no watchdog") }), Continue, nil},
-		{"flaky", step("flaky", func() error {
+		{Name: "optional", Run: step("optional", func() error { return errors.New("no watchdog") }), OnFail: Continue},
+		{Name: "flaky", Run: step("flaky", func() error {
 			if tries++; tries < 3 {
 				return errors.New("not yet")
 			}
 			return nil
-		}), Retry, nil},
-		{"skipped", step("skipped", func() error { return nil }), Reboot, func() bool { return false }},
-		{"vital", step("vital", func() error { return broken }), Reboot, nil},
-		{"after", step("after", func() error { return nil }), Continue, nil},
-	})
-	if got := strings.Join(ran, ","); got != "optional,flaky,flaky,flaky,vital" {
+		}), OnFail: Retry},
+		{Name: "skipped", Run: step("skipped", func() error { return nil }), OnFail: Reboot, When: func() bool { return false }},
+		// A phase that runs past its time limit starves the watchdog.
+		{Name: "slow", Run: step("slow", func() error {
+			time.Sleep(20 * time.Millisecond)
+			starving = dog.starving()
+			return nil
+		}), OnFail: Continue, Limit: time.Millisecond},
+		{Name: "vital", Run: step("vital", func() error { return broken }), OnFail: Reboot},
+		{Name: "after", Run: step("after", func() error { return nil }), OnFail: Continue},
+	}, dog)
+	if starving != "phase slow ran past its time limit" {
+		t.Errorf("the watchdog in a phase past its limit: %q", starving)
+	}
+	if why := dog.starving(); why != "" {
+		t.Errorf("the watchdog after the phases: %q", why)
+	}
+	if got := strings.Join(ran, ","); got != "optional,flaky,flaky,flaky,slow,vital" {
 		t.Errorf("ran %s", got)
 	}
 	if !errors.Is(err, broken) || !strings.Contains(err.Error(), "phase vital failed") {

@@ -71,7 +71,7 @@ func loopAttach(file string) (string, error) {
 	return dev, nil
 }
 
-func switchRoot() error {
+func switchRoot(env ...string) error {
 	if err := os.Chdir(newRoot); err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func switchRoot() error {
 		return err
 	}
 	os.Chdir("/")
-	env := append(os.Environ(), "CAIRN_STAGE=2")
+	env = append(append(os.Environ(), "CAIRN_STAGE=2"), env...)
 	return unix.Exec("/sbin/init", []string{"/sbin/init"}, env)
 }
 

@@ -18,6 +18,7 @@ type stage1 struct {
 	info boot.BuildInfo // from the initramfs: the family, the smallest data partition
 	args map[string]string
 	disk *disk.Disk
+	dog  *watchdog
 }
 
 const newRoot = "/newroot"
@@ -52,12 +53,14 @@ func (s *stage1) phases() []Phase {
 		{Name: "mounts", Run: func(ctx context.Context, log *slog.Logger) error { return mountAll(earlyMounts) }, OnFail: Reboot},
 		{Name: "cmdline", Run: s.cmdline, OnFail: Reboot},
 		{Name: "modules", Run: func(ctx context.Context, log *slog.Logger) error { return loadListed(log, kmodule.ProbeOpts{}) }, OnFail: Continue},
+		{Name: "watchdog", Run: s.watchdog, OnFail: Continue},
 		{Name: "disk", Run: s.findDisk, OnFail: Reboot},
 		{Name: "card config", Run: s.cardConfig, OnFail: Continue},
 		{Name: "root", Run: s.mountRoot, OnFail: Reboot},
 		{Name: "enter root", Run: s.enterRoot, OnFail: Reboot},
 		// A boot with no disk of its own (netboot) would have no data partition.
-		{Name: "data", Run: s.data, OnFail: Reboot, When: func() bool { return s.disk != nil }},
+		// Making a large data partition's file system, or checking it, may take long.
+		{Name: "data", Run: s.data, OnFail: Reboot, When: func() bool { return s.disk != nil }, Limit: 30 * time.Minute},
 	}
 }
 
@@ -77,6 +80,22 @@ func (s *stage1) cmdline(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("no %s= on the kernel command line", boot.ArgDisk)
 	}
 	log.Info("booting", "slot", s.args[boot.ArgSlot], "disk", s.args[boot.ArgDisk])
+	return nil
+}
+
+// watchdog arms the hardware watchdog as early as its driver is there:
+// from here on a hang resets the board (stage 2 feeds it on).
+func (s *stage1) watchdog(ctx context.Context, log *slog.Logger) error {
+	ok, err := s.dog.open()
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		log.Info("hardware watchdog armed")
+		fault("armed", log)
+	case s.info.Watchdog != "":
+		log.Info("the watchdog's driver is not in the initramfs: stage 2 arms it", "module", s.info.Watchdog)
+	}
 	return nil
 }
 
@@ -100,13 +119,14 @@ func (s *stage1) findDisk(ctx context.Context, log *slog.Logger) error {
 func Stage1() {
 	log := newLogger(console(), false)
 	log.Info("stage 1 starting")
-	s := &stage1{}
+	fault("start", log)
+	s := &stage1{dog: newWatchdog(log)}
 	ctx := context.Background()
-	if err := runPhases(ctx, log, s.phases()); err != nil {
+	if err := runPhases(ctx, log, s.phases(), s.dog); err != nil {
 		fatal(log, err)
 	}
 	console().Flush(5 * time.Second) // exec ends the goroutine that writes it out
-	if err := switchRoot(); err != nil {
+	if err := switchRoot(s.dog.handOver()...); err != nil {
 		fatal(log, err)
 	}
 }

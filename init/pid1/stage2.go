@@ -30,10 +30,7 @@ type stage2 struct {
 	netUp    atomic.Bool // the network phase succeeded, or a link got an address since
 	began    time.Time   // when stage 2 started
 	updater  *update.Node
-	// feedUntil is when init stops feeding the watchdog, as a duration
-	// since began (0 for never): on a trial boot, a little after the trial
-	// runs out.
-	feedUntil atomic.Int64
+	dog      *watchdog
 	// rebootArg is what the next restart passes to the kernel: the
 	// updater's ask for a trial (family.TrialReboot), or nothing.
 	rebootArg atomic.Pointer[string]
@@ -60,7 +57,7 @@ func (s *stage2) phases() []Phase {
 		{Name: "watchdog", Run: s.watchdog, OnFail: Continue},
 		{Name: "trial", Run: s.trial, OnFail: Continue},
 		{Name: "etc", Run: s.etc, OnFail: Continue},
-		{Name: "network", Run: s.network, OnFail: Continue},
+		{Name: "network", Run: s.network, OnFail: Continue, Limit: 5 * time.Minute}, // Wi-Fi, then DHCP
 		{Name: "time", Run: s.timeSync, OnFail: Continue},
 		{Name: "files", Run: s.files, OnFail: Continue},
 		{Name: "services", Run: s.startServices, OnFail: Continue},
@@ -73,12 +70,13 @@ func Stage2() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := newLogger(console(), false)
-	s := &stage2{ctx: ctx, began: time.Now()}
+	s := &stage2{ctx: ctx, began: time.Now(), dog: newWatchdog(log)}
+	s.dog.adopt() // before anything that may hang
 	// Ctrl-Alt-Del sends SIGINT to init instead of resetting at once.
 	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGCHLD)
-	if err := runPhases(ctx, log, s.phases()); err != nil {
+	if err := runPhases(ctx, log, s.phases(), s.dog); err != nil {
 		fatal(log, err)
 	}
 	debug := s.cfg.Debug.Console || s.args[boot.ArgDebug] == "1"

@@ -112,23 +112,21 @@ func (s *stage2) sysctl(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// watchdog pets /dev/watchdog from a goroutine; if init hangs, the board
-// resets. On a slot on trial it stops a little after the trial runs out
-// (feedUntil), so that a node that hangs on trial boots its committed slot.
+// watchdog arms the hardware watchdog, unless stage 1 did; if init hangs,
+// the board resets (see watchdog).
 func (s *stage2) watchdog(ctx context.Context, log *slog.Logger) error {
-	f, err := os.OpenFile("/dev/watchdog", os.O_WRONLY, 0)
+	if s.dog.armed() {
+		log.Info("hardware watchdog armed since stage 1", "module", s.info.Watchdog)
+		return nil
+	}
+	ok, err := s.dog.open()
 	if err != nil {
+		return err
+	}
+	if !ok {
 		log.Info("no hardware watchdog")
 		return nil
 	}
-	go func() {
-		for {
-			if until := time.Duration(s.feedUntil.Load()); until == 0 || time.Since(s.began) < until {
-				f.Write([]byte{0})
-			}
-			time.Sleep(10 * time.Second)
-		}
-	}()
 	log.Info("hardware watchdog armed", "module", s.info.Watchdog)
 	return nil
 }

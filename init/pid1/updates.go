@@ -33,13 +33,7 @@ func (s *stage2) trial(ctx context.Context, log *slog.Logger) error {
 	s.updater = &update.Node{
 		Info: s.info, Booted: s.args[boot.ArgSlot], DiskID: s.args[boot.ArgDisk], Hostname: s.hostname,
 		Trial: s.cfg.Update.Trial(), Since: s.began, Log: log,
-		Watchdog: func(until time.Time) {
-			var d time.Duration
-			if !until.IsZero() {
-				d = max(until.Sub(s.began), 1) // on the monotonic clock: NTP may step the wall clock
-			}
-			s.feedUntil.Store(int64(d))
-		},
+		Watchdog: s.dog.trialUntil,
 		Reboot: func(arg string) {
 			s.rebootArg.Store(&arg)
 			time.AfterFunc(time.Second, func() { unix.Kill(1, unix.SIGINT) })

@@ -5,21 +5,20 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/cairn-os/cairn/internal/flaky"
 
 	"github.com/cairn-os/cairn/boards"
-	"github.com/cairn-os/cairn/boot/bundle"
+	"github.com/cairn-os/cairn/internal/bundletest"
 	"github.com/cairn-os/cairn/internal/fleet"
 	"github.com/cairn-os/cairn/internal/nodeapi"
 	"github.com/cairn-os/cairn/internal/qemu"
@@ -162,6 +161,30 @@ func TestUpdate(t *testing.T) {
 	}
 	t.Logf("cairn status:\n%s", out)
 
+	// Slots whose init fails: one exits at once (the kernel panics, and
+	// the loader's one-shot trial is spent), one hangs in stage 1 once it
+	// has armed the watchdog (init stops feeding it when the phase runs
+	// past its time limit, and the watchdog resets the board). Each time
+	// the committed slot boots again by itself and says so.
+	for _, kind := range []string{"exit", "hang"} {
+		_, fb := buildRelease(t, fleetDir, dir, "fault-"+kind, config("release "+kind), 1780150000, faultInit(t, dir, kind))
+		if out, err := cairn("upgrade", fb, "--node", node); err != nil {
+			t.Fatalf("cairn upgrade (init that %ss): %v\n%s", kind, err, out)
+		}
+		at = waitLine(t, vm, "fault build: init "+kind+"s", at)
+		if kind == "exit" {
+			at = waitLine(t, vm, "Attempted to kill init", at)
+		} else {
+			at = waitLine(t, vm, "no longer feeding the watchdog", at)
+		}
+		waitLine(t, vm, "the last update was rolled back", at)
+		at = waitLine(t, vm, "cairn: ready slot=b", at)
+		st = status()
+		if st.Booted != "b" || st.Committed != "b" || st.Last.State != "rolled-back" || !strings.Contains(st.Last.Reason, "slot a did not come up") {
+			t.Errorf("after an update whose init %ss: %+v last %+v", kind, st, st.Last)
+		}
+	}
+
 	// A slot that boots but never becomes healthy (its config names a
 	// network interface the node lacks): the gate gives it up when its
 	// trial time is over, and the node boots the committed slot again,
@@ -198,17 +221,35 @@ func newFleet(t *testing.T, dir string) (string, func(args ...string) (string, e
 	return fleetDir, cairn
 }
 
-// buildRelease builds an image and its bundle for a fleet at a build time.
-func buildRelease(t *testing.T, fleetDir, dir, name, config string, epoch int64) (img, bndl string) {
+// buildRelease builds an image and its bundle for a fleet at a build time,
+// from the device binaries or those in binDir.
+func buildRelease(t *testing.T, fleetDir, dir, name, config string, epoch int64, binDir ...string) (img, bndl string) {
 	t.Helper()
+	bins := append(binDir, deviceBinaries(t))[0]
 	cfg := filepath.Join(dir, name+".yaml")
 	os.WriteFile(cfg, []byte(config), 0o644)
 	img, bndl = filepath.Join(dir, name+".img"), filepath.Join(dir, name+".cairnb")
-	out, err := cairnProgram(t, []string{"CAIRN_FLEET=" + fleetDir, fmt.Sprint("SOURCE_DATE_EPOCH=", epoch)}, "build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bundle", bndl, "--bin-dir", deviceBinaries(t))
+	out, err := cairnProgram(t, []string{"CAIRN_FLEET=" + fleetDir, fmt.Sprint("SOURCE_DATE_EPOCH=", epoch)}, "build", "--board", "qemu-arm64", "--config", cfg, "--output", img, "--bundle", bndl, "--bin-dir", bins)
 	if err != nil {
 		t.Fatalf("cairn build %s: %v\n%s", name, err, out)
 	}
 	return img, bndl
+}
+
+// faultInit builds init for arm64 as the Makefile does, but as a test
+// build (init/pid1/testbuild.go) that fails the given way, into a
+// folder laid out as --bin-dir wants, and returns the folder.
+func faultInit(t *testing.T, dir, kind string) string {
+	t.Helper()
+	bins := filepath.Join(dir, "fault-"+kind)
+	cmd := exec.Command("go", "build", "-trimpath", "-gcflags=all=-dwarf=false", "-tags", "cairntest",
+		"-ldflags", "-s -w -X github.com/cairn-os/cairn/init/pid1.faultKind="+kind,
+		"-o", filepath.Join(bins, "linux-arm64", "init"), "../../cmd/init")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building a fault init: %v\n%s", err, out)
+	}
+	return bins
 }
 
 // resign writes a copy of a bundle signed with key (a new one when nil),
@@ -220,47 +261,14 @@ func resign(t *testing.T, f *fleet.Fleet, src, dir, name string, key ed25519.Pri
 	if key == nil {
 		_, key, _ = ed25519.GenerateKey(nil)
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	// Read with the fleet's key: the source is the fleet's bundle.
-	r, err := bundle.NewReader(in, []ed25519.PublicKey{f.SignKey.Public().(ed25519.PublicKey)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := *r.Manifest
-	files := map[string][]byte{}
-	m.Files = nil
-	for {
-		file, c, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if broken && file.Name == "initrd.img" {
-			data = bytes.Repeat([]byte("not an initramfs "), 1000)
-		}
-		files[file.Name] = data
-		d, _ := bundle.Describe(file.Name, bytes.NewReader(data))
-		m.Files = append(m.Files, d)
-	}
 	out := filepath.Join(dir, name)
-	var b bytes.Buffer
-	open := func(n string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(files[n])), nil }
-	if err := bundle.Write(&b, &m, key, time.Unix(0, 0), open); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// Read with the fleet's key: the source is the fleet's bundle.
+	bundletest.Rewrite(t, src, out, []ed25519.PublicKey{f.SignKey.Public().(ed25519.PublicKey)}, key, nil, func(name string, data []byte) []byte {
+		if broken && name == "initrd.img" {
+			return bytes.Repeat([]byte("not an initramfs "), 1000)
+		}
+		return data
+	})
 	return out
 }
 

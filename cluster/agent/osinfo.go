@@ -16,7 +16,10 @@ import (
 
 // What every node says about its system, for kubectl get nodes -L.
 const (
-	OSVersionLabel       = "cairn.dev/os-version"
+	OSVersionLabel = "cairn.dev/os-version"
+	// OSBuildLabel is the image's build number (its SOURCE_DATE_EPOCH),
+	// which updates compare: two builds of one cairn version differ in it.
+	OSBuildLabel         = "cairn.dev/os-build"
 	LastUpdateAnnotation = "cairn.dev/last-update"
 )
 
@@ -24,28 +27,29 @@ const (
 // Node, with the kubelet's credentials (a node may change its own labels
 // outside the kubernetes.io namespaces), when they differ from what it says.
 func (a *Agent) syncOS(ctx context.Context, n *corev1.Node) {
-	version, last := osFacts()
-	if n.Labels[OSVersionLabel] == version && n.Annotations[LastUpdateAnnotation] == last {
+	version, build, last := osFacts()
+	if n.Labels[OSVersionLabel] == version && n.Labels[OSBuildLabel] == build && n.Annotations[LastUpdateAnnotation] == last {
 		return
 	}
 	var note any = last
 	if last == "" {
 		note = nil // a merge patch's null removes it
 	}
-	meta := map[string]any{"labels": map[string]string{OSVersionLabel: version}, "annotations": map[string]any{LastUpdateAnnotation: note}}
+	meta := map[string]any{"labels": map[string]string{OSVersionLabel: version, OSBuildLabel: build}, "annotations": map[string]any{LastUpdateAnnotation: note}}
 	patch, _ := json.Marshal(map[string]any{"metadata": meta})
 	if _, err := a.kubelet.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		a.Log.Warn("cannot label the node with its system's version", "err", err)
 		return
 	}
-	a.Log.Info("node labelled with its system", "version", version, "lastUpdate", last)
+	a.Log.Info("node labelled with its system", "version", version, "build", build, "lastUpdate", last)
 }
 
-// osFacts reads the version the node runs and its last update's result.
-func osFacts() (version, last string) {
-	version = "unknown"
+// osFacts reads the version and build the node runs and its last
+// update's result.
+func osFacts() (version, build, last string) {
+	version, build = "unknown", "unknown"
 	if info, err := boot.ReadInfo(); err == nil {
-		version = LabelValue(info.Version)
+		version, build = LabelValue(info.Version), fmt.Sprint(info.Epoch)
 	}
 	if r, err := nodeapi.LastResult(boot.UpdateState); err == nil && r != nil {
 		last = fmt.Sprintf("%s %s (build %d) in slot %s at %s", r.State, r.Version, r.Build, r.Slot, r.Time.Format(time.RFC3339))
@@ -53,7 +57,7 @@ func osFacts() (version, last string) {
 			last += ": " + r.Reason
 		}
 	}
-	return version, last
+	return version, build, last
 }
 
 // LabelValue makes s a valid label value: at most 63 of [A-Za-z0-9._-],

@@ -44,7 +44,12 @@ import (
 // cluster's token; its node password is kept, and it becomes Ready. A
 // Deployment of an image the test builds and bakes in runs behind a
 // Service that a pod of an image the build pulled from a registry reaches
-// by its DNS name; pods on the two nodes reach each other over the VXLAN
+// by its DNS name. The agent updates itself from a channel on the host:
+// an update whose cluster never becomes healthy (it names a server that is
+// not there) is given up when its trial is over, and the agent is back on
+// its committed slot, Ready, its Node saying why; a good update is
+// committed once its node is Ready, the Node says its new build, and its
+// pod comes back. Pods on the two nodes reach each other over the VXLAN
 // pod network with their own addresses, a pod on the agent reaches a
 // Service by its DNS name, and kubectl logs and exec reach both kubelets,
 // port-forward the agent's. After a power cut the server, booted alone,
@@ -69,16 +74,28 @@ func TestCluster(t *testing.T) {
 		reg.Image("cairn/hello", "", "arm64", []string{"/hello"}, registrytest.File{Path: "hello", Mode: 0o755, Data: helloBinary(t, "arm64")}))
 	pulled := reg.Host + "/cairn/hello:2"
 
+	// The fleet's keys, which the images trust, and a channel on this
+	// machine that the agent polls for updates.
+	fleetDir, fleetCairn := newFleet(t, dir)
+	env = append(env, "CAIRN_FLEET="+fleetDir)
+	www := filepath.Join(dir, "www")
+	channel := serveChannel(t, www)
+
 	// build builds an image named name.img in a folder of its own from
-	// config, with the hello image beside it.
-	build := func(name, config string) string {
+	// config, with the hello image beside it; extra goes to cairn build,
+	// and the build time is epoch when it is not 0.
+	build := func(name, config string, epoch int64, extra ...string) string {
 		sub := filepath.Join(dir, name)
 		os.Mkdir(sub, 0o755)
 		if err := os.Link(hello, filepath.Join(sub, "hello.tar")); err != nil {
 			t.Fatal(err)
 		}
 		img := filepath.Join(sub, name+".img")
-		if err := os.Rename(buildImageEnv(t, env, "qemu-arm64", config, sub), img); err != nil {
+		benv := env
+		if epoch != 0 {
+			benv = append(slices.Clip(env), fmt.Sprint("SOURCE_DATE_EPOCH=", epoch))
+		}
+		if err := os.Rename(buildImageEnv(t, benv, "qemu-arm64", config, sub, extra...), img); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Truncate(img, 3<<30); err != nil {
@@ -90,9 +107,28 @@ func TestCluster(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "server", "site.yaml"), []byte(siteManifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srvImg := build("server", example(t, "lan-server.yaml")+"  images: [hello.tar, "+pulled+"]\n  manifests: [site.yaml]\n")
+	srvImg := build("server", example(t, "lan-server.yaml")+"  images: [hello.tar, "+pulled+"]\n  manifests: [site.yaml]\n", 0)
 	reg.Stop()
-	agentImg := build("agent-1", example(t, "lan-agent.yaml")+"  images: [hello.tar]\n")
+	agentConfig := example(t, "lan-agent.yaml") + "  images: [hello.tar]\nupdate:\n  url: " + channel + "\n  pollSeconds: 30\n"
+	agentImg := build("agent-1", agentConfig, agentBuilds[0])
+	// The agent's updates: one whose cluster never becomes healthy (it
+	// names a server that is not there), and a good one.
+	bundles := make([]string, 2)
+	for i, config := range []string{
+		strings.Replace(agentConfig, "server: https://192.168.77.1:6443", "server: https://192.168.77.9:6443", 1) + "  trialSeconds: 60\n",
+		agentConfig,
+	} {
+		bundles[i] = filepath.Join(dir, fmt.Sprint("agent-", i+2, ".cairnb"))
+		build(fmt.Sprint("agent-1-v", i+2), config, agentBuilds[i+1], "--bundle", bundles[i])
+	}
+	publish := func(bundle string) {
+		t.Helper()
+		os.MkdirAll(www, 0o755)
+		os.Link(bundle, filepath.Join(www, filepath.Base(bundle)))
+		if out, err := fleetCairn("publish", filepath.Join(www, filepath.Base(bundle)), "--channel", filepath.Join(www, "stable.json")); err != nil {
+			t.Fatalf("cairn publish: %v\n%s", err, out)
+		}
+	}
 
 	// The images' order gives their LAN cards 52:54:00:77:00:01 and :02,
 	// which their configs name.
@@ -205,6 +241,15 @@ func TestCluster(t *testing.T) {
 		}
 		return info.Version != "" && versions["server"] == info.Version && versions["agent-1"] == info.Version
 	})
+	checkNodeOS(t, api, "agent-1", agentBuilds[0], "")
+
+	// The agent pulls an update whose cluster never becomes healthy: it
+	// boots it on trial, its node never becomes Ready (it cannot join),
+	// and when the trial's minute is over the agent boots its committed
+	// slot again, rejoins, and its Node says why. The server's checks go
+	// on meanwhile.
+	agentAt := len(agent.Output())
+	publish(bundles[0])
 
 	// The server's node runs a Deployment from the baked image, with no
 	// registry, and a pod of the pulled image reaches its Service by name.
@@ -218,6 +263,17 @@ func TestCluster(t *testing.T) {
 	}
 	if out := kubectl.must("exec", "deployment/hello", "--", "/hello", "get", "http://127.0.0.1:8080/exec"); !strings.Contains(out, "hello from hello-") {
 		t.Errorf("kubectl exec on the server: %q", out)
+	}
+
+	for _, line := range []string{"cairn: cmdline: booting slot=b", "slot b is on trial", "giving up the slot on trial; rebooting into the committed slot",
+		"cairn: ready slot=a", "health: cluster healthy status=node=ready"} {
+		if agentAt, err = agent.WaitFor(line, agentAt, serverTimeout); err != nil {
+			t.Fatalf("the agent's update that never becomes healthy: %v\nconsole:\n%s", err, agent.Output())
+		}
+	}
+	checkNodeOS(t, api, "agent-1", agentBuilds[0], "rolled-back ")
+	if note := nodeOS(t, api, "agent-1").lastUpdate; !strings.Contains(note, fmt.Sprint("(build ", agentBuilds[1], ") in slot b")) || !strings.Contains(note, "not healthy within 1m0s") {
+		t.Errorf("agent-1's last update: %q", note)
 	}
 
 	kubectl.must("apply", "-f", writeManifest(t, dir, webPod("web-srv", "server")+"---\n"+webPod("web-edge", "agent-1")+`---
@@ -236,7 +292,26 @@ spec:
 		api.json(t, "GET", "/api/v1/namespaces/default/pods/"+pod, nil, 200, &p)
 		return p.Status.PodIP
 	}
-	srvPod, edgePod := ipOf("web-srv"), ipOf("web-edge")
+	srvPod := ipOf("web-srv")
+
+	// The good update: the agent pulls it, boots it on trial, commits it
+	// once its node is Ready, and says its new build; its pod comes back.
+	edgeBefore := containerID(t, api, "web-edge")
+	publish(bundles[1])
+	for _, line := range []string{"cairn: cmdline: booting slot=b", "slot committed: the node is healthy slot=b", "health: cluster healthy status=node=ready"} {
+		if agentAt, err = agent.WaitFor(line, agentAt, serverTimeout); err != nil {
+			t.Fatalf("the agent's update: %v\nconsole:\n%s", err, agent.Output())
+		}
+	}
+	checkNodeOS(t, api, "agent-1", agentBuilds[2], "committed ")
+	eventually(t, 10*time.Minute, "the agent's pod to run again after its update", func() bool {
+		now := containerID(t, api, "web-edge")
+		return now != "" && now != edgeBefore
+	})
+	if out, err := kubectl.run("wait", "--for=condition=Ready", "pod/web-edge", "--timeout=5m"); err != nil {
+		t.Fatalf("web-edge after the agent's update: %v\n%s\nagent console:\n%s", err, out, agent.Output())
+	}
+	edgePod := ipOf("web-edge")
 
 	// Across nodes both ways, by pod address, and by Service name from the agent.
 	startClient(t, api, "from-edge", "agent-1", "cairn.test/hello:1", "http://"+srvPod+":8080/from-edge", "hello from web-srv")
@@ -357,6 +432,52 @@ spec:
 	}
 }
 
+// agentBuilds are the build times of the agent's image and its updates.
+var agentBuilds = [3]int64{1780000000, 1780100000, 1780200000}
+
+type osOfNode struct{ version, build, lastUpdate string }
+
+// nodeOS is what a node's labels and annotation say of its system.
+func nodeOS(t *testing.T, api *kubeClient, node string) osOfNode {
+	t.Helper()
+	var n struct {
+		Metadata struct{ Labels, Annotations map[string]string }
+	}
+	api.json(t, "GET", "/api/v1/nodes/"+node, nil, 200, &n)
+	return osOfNode{n.Metadata.Labels["cairn.dev/os-version"], n.Metadata.Labels["cairn.dev/os-build"], n.Metadata.Annotations["cairn.dev/last-update"]}
+}
+
+// checkNodeOS waits for a node to say it runs build and that its last
+// update's result begins with last ("" for none).
+func checkNodeOS(t *testing.T, api *kubeClient, node string, build int64, last string) {
+	t.Helper()
+	var got osOfNode
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(5 * time.Second) {
+		got = nodeOS(t, api, node)
+		if got.build == fmt.Sprint(build) && strings.HasPrefix(got.lastUpdate, last) && (last != "" || got.lastUpdate == "") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s says %+v, want build %d and a last update beginning %q", node, got, build, last)
+		}
+	}
+}
+
+// containerID is the id of a pod's first container, "" while it has none.
+func containerID(t *testing.T, api *kubeClient, pod string) string {
+	t.Helper()
+	var p struct {
+		Status struct {
+			ContainerStatuses []struct{ ContainerID string }
+		}
+	}
+	api.json(t, "GET", "/api/v1/namespaces/default/pods/"+pod, nil, 200, &p)
+	if len(p.Status.ContainerStatuses) == 0 {
+		return ""
+	}
+	return p.Status.ContainerStatuses[0].ContainerID
+}
+
 // nodeBootID is the boot id a node's kubelet last posted.
 func nodeBootID(t *testing.T, api *kubeClient, node string) string {
 	t.Helper()
@@ -437,5 +558,9 @@ spec:
       image: cairn.test/hello:1
       imagePullPolicy: Never
       args: [serve, ":8080"]
+  # It stays through its node's reboot (an update), however long.
+  tolerations:
+    - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}
+    - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}
 `, name, name, node)
 }

@@ -93,6 +93,7 @@ func runPhases(ctx context.Context, log *slog.Logger, phases []Phase, dog *watch
 			if p.OnFail == Reboot {
 				return errReboot{p.Name, err}
 			}
+			dog.running(p.Name, limit) // the wait is not the try's
 			if err := b.Wait(ctx); err != nil {
 				return err
 			}

@@ -58,7 +58,7 @@ func (s *stage2) phases() []Phase {
 		{Name: "trial", Run: s.trial, OnFail: Continue},
 		{Name: "etc", Run: s.etc, OnFail: Continue},
 		{Name: "network", Run: s.network, OnFail: Continue, Limit: 5 * time.Minute}, // Wi-Fi, then DHCP
-		{Name: "time", Run: s.timeSync, OnFail: Continue},
+		{Name: "time", Run: s.timeSync, OnFail: Continue, Limit: 5 * time.Minute},   // names that resolve slowly
 		{Name: "files", Run: s.files, OnFail: Continue},
 		{Name: "services", Run: s.startServices, OnFail: Continue},
 		{Name: "updates", Run: s.updates, OnFail: Continue},

@@ -193,8 +193,11 @@ func (s *stage2) timeSync(ctx context.Context, log *slog.Logger) error {
 		log.Info("no NTP servers configured or offered by DHCP; keeping the clock floor")
 		return nil
 	}
+	// Three rounds, none begun after a minute: a round may take long when
+	// the servers' names do not resolve (the resolver has no deadline),
+	// and the phase's time limit feeds the watchdog.
 	var err error
-	for range 3 {
+	for deadline, i := time.Now().Add(time.Minute), 0; i < 3 && (i == 0 || time.Now().Before(deadline)); i++ {
 		var server string
 		var offset time.Duration
 		if server, offset, err = clock.Sync(servers); err == nil {

@@ -56,14 +56,15 @@ func (w *watchdog) open() (bool, error) {
 
 // adopt takes over the watchdog stage 1 armed, when it handed one over.
 func (w *watchdog) adopt() bool {
-	v := os.Getenv(watchdogFD)
-	os.Unsetenv(watchdogFD)
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
+	v, ok := os.LookupEnv(watchdogFD)
+	if !ok {
 		return false
 	}
+	os.Unsetenv(watchdogFD)
+	fd, err := strconv.Atoi(v)
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+	if err != nil || fd < 3 || unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		w.log.Error("stage 1 handed over no watchdog that stage 2 can use; arming it anew", watchdogFD, v)
 		return false
 	}
 	unix.CloseOnExec(fd) // not for the services init starts

@@ -298,8 +298,12 @@ spec:
 	// once its node is Ready, and says its new build; its pod comes back.
 	edgeBefore := containerID(t, api, "web-edge")
 	publish(bundles[1])
-	for _, line := range []string{"cairn: cmdline: booting slot=b", "slot committed: the node is healthy slot=b", "health: cluster healthy status=node=ready"} {
-		if agentAt, err = agent.WaitFor(line, agentAt, serverTimeout); err != nil {
+	if agentAt, err = agent.WaitFor("cairn: cmdline: booting slot=b", agentAt, serverTimeout); err != nil {
+		t.Fatalf("the agent's update: %v\nconsole:\n%s", err, agent.Output())
+	}
+	// The commit and the health line come in either order.
+	for _, line := range []string{"slot committed: the node is healthy slot=b", "health: cluster healthy status=node=ready"} {
+		if _, err = agent.WaitFor(line, agentAt, serverTimeout); err != nil {
 			t.Fatalf("the agent's update: %v\nconsole:\n%s", err, agent.Output())
 		}
 	}

@@ -164,7 +164,8 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 		return nil, fmt.Errorf("%w: the channel offers build %d, but its bundle is build %d; publish it again", ErrRefused, build, m.Build)
 	}
 	target := boot.Other(n.Booted)
-	s, err := n.slot(br, m)
+	var ws writeStats
+	s, err := n.slot(br, m, &ws)
 	if err != nil {
 		return nil, err
 	}
@@ -186,9 +187,10 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 			return err
 		}
 		n.Log.Info("installing an update", "slot", target, "version", m.Version, "build", m.Build)
-		if err := n.write(d, bootDir, br, s, target); err != nil {
+		if err := n.write(d, bootDir, br, s, target, &ws); err != nil {
 			return err
 		}
+		ws.log(n.Log, target)
 		st.Slots[target] = holds
 		st.Pending, st.Last = target, res
 		if err := st.save(StateFile); err != nil {
@@ -228,7 +230,7 @@ func (n *Node) fits(m *bundle.Manifest, allowDowngrade bool) error {
 
 // slot is the slot the bundle holds, each file's content the bundle's
 // next file, once the files are those the family installs, in its order.
-func (n *Node) slot(br *bundle.Reader, m *bundle.Manifest) (*family.Slot, error) {
+func (n *Node) slot(br *bundle.Reader, m *bundle.Manifest, ws *writeStats) (*family.Slot, error) {
 	home, err := family.Of(m.Family)
 	if err != nil {
 		return nil, err
@@ -237,7 +239,7 @@ func (n *Node) slot(br *bundle.Reader, m *bundle.Manifest) (*family.Slot, error)
 	var names []string
 	for _, f := range m.Files {
 		names = append(names, f.Name)
-		if err := s.Files.Put(f.Name, &fstree.Entry{Mode: 0o644, Size: f.Size, Content: next(br, f.Name)}); err != nil {
+		if err := s.Files.Put(f.Name, &fstree.Entry{Mode: 0o644, Size: f.Size, Content: next(br, f.Name, ws)}); err != nil {
 			return nil, err
 		}
 	}
@@ -257,21 +259,56 @@ func (n *Node) slot(br *bundle.Reader, m *bundle.Manifest) (*family.Slot, error)
 	return s, nil
 }
 
-// next opens the bundle's next file, which must be name.
-func next(br *bundle.Reader, name string) func() (io.ReadCloser, error) {
+// next opens the bundle's next file, which must be name; ws counts what
+// is read from it and how long the reads waited.
+func next(br *bundle.Reader, name string, ws *writeStats) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) {
 		got, r, err := br.Next()
 		if err == nil && got.Name != name {
 			err = fmt.Errorf("the family installs %s where the bundle has %s", name, got.Name)
 		}
-		return io.NopCloser(r), err
+		return io.NopCloser(&timedReader{r: r, ws: ws}), err
 	}
+}
+
+// writeStats are the figures of one install, which it logs (make bench
+// reads them): the bytes of the slot's files, the time spent streaming them
+// into the slot and of it the time waiting for the bundle (the network and
+// the hashing), then the sync and the read-back.
+type writeStats struct {
+	bytes                           int64
+	stream, waiting, sync, readBack time.Duration
+}
+
+func (ws *writeStats) log(log *slog.Logger, slot string) {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	written := ws.stream - ws.waiting + ws.sync
+	log.Info("slot written", "slot", slot, "bytes", ws.bytes,
+		"streamed", ws.stream.Round(time.Millisecond), "waitingForBundle", ws.waiting.Round(time.Millisecond),
+		"sync", ws.sync.Round(time.Millisecond), "readBack", ws.readBack.Round(time.Millisecond),
+		"writeMiBps", fmt.Sprintf("%.1f", float64(ws.bytes)/(1<<20)/max(written.Seconds(), 1e-3)),
+		"initPeakRSSMiB", ru.Maxrss>>10)
+}
+
+// timedReader counts a reader's bytes and the time its reads take.
+type timedReader struct {
+	r  io.Reader
+	ws *writeStats
+}
+
+func (t *timedReader) Read(p []byte) (int, error) {
+	start := time.Now()
+	n, err := t.r.Read(p)
+	t.ws.waiting += time.Since(start)
+	t.ws.bytes += int64(n)
+	return n, err
 }
 
 // write streams the bundle's files into slot target through the family's
 // Install, checks that the stream matched its manifest to the end, and
 // reads back what landed on the disk.
-func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.Slot, target string) error {
+func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.Slot, target string, ws *writeStats) error {
 	m := br.Manifest
 	home, err := family.Of(m.Family)
 	if err != nil {
@@ -283,6 +320,7 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	}
 	defer dev.Close()
 	dd := &deviceDisk{disk: d, dev: dev, id: n.DiskID, bootDir: bootDir}
+	start := time.Now()
 	if err := home.Install(dd, s, target); err != nil {
 		return err
 	}
@@ -294,16 +332,21 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	}
 	if !m.Family.RootInSlotFile() {
 		// The root went raw into the slot partition.
-		_, start, _, err := dd.Partition(boot.SlotPart(target))
+		_, at, _, err := dd.Partition(boot.SlotPart(target))
 		if err != nil {
 			return err
 		}
-		dd.record(family.Root, d.Dev, start)
+		dd.record(family.Root, d.Dev, at)
 	}
+	ws.stream = time.Since(start)
+	start = time.Now()
 	if err := dev.Sync(); err != nil {
 		return err
 	}
 	unix.Sync()
+	ws.sync = time.Since(start)
+	start = time.Now()
+	defer func() { ws.readBack = time.Since(start) }()
 	if !m.Family.RootInSlotFile() {
 		return dd.readBack(m, "")
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-os/cairn/cluster/identity"
 	"github.com/cairn-os/cairn/cluster/join"
 	"github.com/cairn-os/cairn/image/inspect"
+	"github.com/cairn-os/cairn/internal/nodeapi"
 	"github.com/cairn-os/cairn/internal/qemu"
 	"github.com/cairn-os/cairn/internal/registrytest"
 )
@@ -54,7 +55,8 @@ import (
 // pod network with their own addresses, a pod on the agent reaches a
 // Service by its DNS name, and kubectl logs and exec reach both kubelets,
 // port-forward the agent's. After a power cut the server, booted alone,
-// still has its objects and the Deployment serves again. Last, the data
+// still has its objects and the Deployment serves again; then it takes an
+// update, pushed, and has its objects after that too. Last, the data
 // partition the server wrote: a Secret is stored encrypted, a ConfigMap is
 // not. (kine on PostgreSQL is tested in cluster/datastore, against a real
 // PostgreSQL; a token with another secret in cluster/join.)
@@ -108,7 +110,13 @@ func TestCluster(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "server", "site.yaml"), []byte(siteManifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srvImg := build("server", example(t, "lan-server.yaml")+"  images: [hello.tar, "+pulled+"]\n  manifests: [site.yaml]\n", 0)
+	srvConfig := example(t, "lan-server.yaml") + "  images: [hello.tar, " + pulled + "]\n  manifests: [site.yaml]\n"
+	srvImg := build("server", srvConfig, serverBuilds[0])
+	// The server's update, pushed at the end.
+	os.Mkdir(filepath.Join(dir, "server-v2"), 0o755)
+	os.WriteFile(filepath.Join(dir, "server-v2", "site.yaml"), []byte(siteManifest), 0o644)
+	srvBundle := filepath.Join(dir, "server-2.cairnb")
+	build("server-v2", srvConfig, serverBuilds[1], "--bundle", srvBundle)
 	reg.Stop()
 	agentConfig := example(t, "lan-agent.yaml") + "  images: [hello.tar]\nupdate:\n  url: " + channel + "\n  pollSeconds: 30\n"
 	agentImg := build("agent-1", agentConfig, agentBuilds[0])
@@ -382,7 +390,9 @@ spec:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lan.Close() })
-	alone, err := qemu.Start(qemu.Options{Board: board, Image: srvImg, Forward: []string{fmt.Sprintf("%d:6443", port)}, LAN: lan.Join(), LANMAC: "52:54:00:77:00:01"})
+	nodePort := freePort(t)
+	alone, err := qemu.Start(qemu.Options{Board: board, Image: srvImg, Reboot: true, LAN: lan.Join(), LANMAC: "52:54:00:77:00:01",
+		Forward: []string{fmt.Sprintf("%d:6443", port), fmt.Sprintf("%d:%d", nodePort, nodeapi.Port)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,6 +427,27 @@ spec:
 	// answer came from the hello pod; it logs where the answer came from.
 	runClient(t, api, "client-2", "server", "cairn.test/hello:1", "http://hello/", "hello from hello-")
 	t.Logf("client-2 reached it by its short name %s after the restart", time.Since(restarted).Round(time.Second))
+
+	// The server's update, pushed: committed once its API and its node are
+	// ready, and its objects are there after it.
+	at := len(alone.Output())
+	if out, err := fleetCairn("upgrade", srvBundle, "--node", fmt.Sprintf("127.0.0.1:%d", nodePort)); err != nil {
+		t.Fatalf("cairn upgrade of the server: %v\n%s", err, out)
+	}
+	at = waitLine(t, alone, "cairn: cmdline: booting slot=b", at)
+	updated := time.Now()
+	for _, line := range []string{"slot committed: the node is healthy slot=b", "health: cluster healthy status=apiserver=ready,node=ready"} {
+		if _, err := alone.WaitFor(line, at, serverTimeout); err != nil {
+			t.Fatalf("the server's update: %v\nconsole:\n%s", err, alone.Output())
+		}
+	}
+	t.Logf("the server's update committed %s after its reboot", time.Since(updated).Round(time.Second))
+	cm.Data = nil
+	api.json(t, "GET", "/api/v1/namespaces/default/configmaps/kept", nil, 200, &cm)
+	if cm.Data["v"] != "plain-configmap-value-4711" {
+		t.Errorf("config map after the server's update: %v", cm.Data)
+	}
+	checkNodeOS(t, api, "server", serverBuilds[1], "committed ")
 	alone.Kill()
 
 	_, parts := partitions(t, srvImg)
@@ -453,8 +484,12 @@ func joinWaits(t *testing.T, console, server string) []time.Duration {
 	return waits
 }
 
-// agentBuilds are the build times of the agent's image and its updates.
-var agentBuilds = [3]int64{1780000000, 1780100000, 1780200000}
+// agentBuilds are the build times of the agent's image and its updates,
+// serverBuilds the server's.
+var (
+	agentBuilds  = [3]int64{1780000000, 1780100000, 1780200000}
+	serverBuilds = [2]int64{1780000000, 1780100000}
+)
 
 type osOfNode struct{ version, build, lastUpdate string }
 

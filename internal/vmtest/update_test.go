@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-os/cairn/internal/flaky"
 
 	"github.com/cairn-os/cairn/boards"
+	"github.com/cairn-os/cairn/boot/bundle"
 	"github.com/cairn-os/cairn/internal/bundletest"
 	"github.com/cairn-os/cairn/internal/fleet"
 	"github.com/cairn-os/cairn/internal/nodeapi"
@@ -26,7 +27,8 @@ import (
 
 // TestUpdate updates a qemu-arm64 node over the air, one boot after
 // another on one disk: bundles the node must refuse (another key, a cut
-// stream, an older build) change nothing that boots; a good one is
+// stream, a bit flipped, another board, an older build) change nothing
+// that boots; a good one is
 // installed into the other slot, boots on trial and is committed; a
 // rollback goes back the same way; a slot whose kernel panics falls
 // back to the committed one with no help from the new system; and one that
@@ -99,6 +101,24 @@ func TestUpdate(t *testing.T) {
 	st = status()
 	if st.Committed != "a" || st.Last == nil || st.Last.State != "failed" || st.Slots["b"].Build != 0 {
 		t.Errorf("after a cut bundle: %+v last %+v", st, st.Last)
+	}
+	// A bit flipped in the root on the way: its hash no longer matches.
+	flipped := filepath.Join(dir, "flipped.cairnb")
+	bits := bytes.Clone(whole)
+	bits[len(bits)-8192] ^= 0x10 // the root is the last file
+	os.WriteFile(flipped, bits, 0o644)
+	if out, err := cairn("upgrade", flipped, "--node", node); err == nil || !strings.Contains(err.Error(), "root.squashfs has sha256") {
+		t.Errorf("a bundle with a bit flipped: %v\n%s", err, out)
+	}
+	// Another board's, signed by the fleet: refused before a byte is written.
+	otherBoard := filepath.Join(dir, "rpi4.cairnb")
+	bundletest.Rewrite(t, v2b, otherBoard, []ed25519.PublicKey{f.SignKey.Public().(ed25519.PublicKey)}, f.SignKey,
+		func(m *bundle.Manifest) { m.Board = "rpi4" }, func(_ string, data []byte) []byte { return data })
+	if out, err := cairn("upgrade", otherBoard, "--node", node); err == nil || !strings.Contains(err.Error(), "the bundle is for board rpi4 (arm64), this node is qemu-arm64") {
+		t.Errorf("another board's bundle: %v\n%s", err, out)
+	}
+	if st = status(); st.Booted != "a" || st.Committed != "a" || st.Trial || !strings.Contains(st.Last.Reason, "root.squashfs has sha256") {
+		t.Errorf("after a flipped bit and another board's bundle: %+v last %+v", st, st.Last)
 	}
 
 	// Pulled: the channel on the host offers v2; the node fetches it (the

@@ -62,7 +62,7 @@ import (
 // PostgreSQL; a token with another secret in cluster/join.)
 func TestCluster(t *testing.T) {
 	needArm64(t)
-	giveBack := turn(t, 2, 340)
+	giveBack := turn(t, 2, 850)
 	need(t, "sfdisk")
 	env := []string{"CAIRN_CLUSTERS=" + t.TempDir()}
 	dir := t.TempDir()

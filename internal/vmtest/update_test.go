@@ -41,7 +41,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	need(t, board.QEMU.Binary)
-	turn(t, 1, 220)
+	turn(t, 1, 440)
 	dir := t.TempDir()
 	fleetDir, cairn := newFleet(t, dir)
 	f, err := fleet.Load(fleetDir)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/cairn-os/cairn/boot"
@@ -122,4 +123,33 @@ func TestUEFIInstall(t *testing.T) {
 	if err := home.Install(newMemDisk("x"), s, boot.SlotA); !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "raise slotMiB") {
 		t.Errorf("a root larger than its partition: %v", err)
 	}
+}
+
+// TestWriteFull: whole writes of the size asked but the last, whatever
+// the reads; only io.EOF ends the copy, any other error (a cut stream's
+// io.ErrUnexpectedEOF too) is passed on.
+func TestWriteFull(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	var w sizes
+	if err := WriteFull(&w, iotest.OneByteReader(bytes.NewReader(data)), 4096); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.sizes, []int{4096, 4096, 1808}) || !bytes.Equal(w.data, data) {
+		t.Errorf("writes of %v", w.sizes)
+	}
+	cut := io.MultiReader(bytes.NewReader(data[:100]), iotest.ErrReader(io.ErrUnexpectedEOF))
+	if err := WriteFull(&w, cut, 4096); err != io.ErrUnexpectedEOF {
+		t.Errorf("a cut stream: %v", err)
+	}
+}
+
+type sizes struct {
+	sizes []int
+	data  []byte
+}
+
+func (s *sizes) Write(p []byte) (int, error) {
+	s.sizes = append(s.sizes, len(p))
+	s.data = append(s.data, p...)
+	return len(p), nil
 }

@@ -382,6 +382,34 @@ func copyEntry(w io.WriterAt, off int64, e *fstree.Entry) error {
 		return err
 	}
 	defer r.Close()
-	_, err = io.CopyBuffer(io.NewOffsetWriter(w, off), r, make([]byte, 4<<20))
-	return err
+	return WriteFull(io.NewOffsetWriter(w, off), r, 4<<20)
+}
+
+// WriteFull copies r to w in writes of size bytes, but the last: io.Copy
+// writes each read as it comes, and a read from the network is a few
+// kilobytes that end anywhere, where a block device's page cache must
+// read the partial block before it writes it. Writing an update's root
+// that way was 10 times slower than dd (make bench).
+func WriteFull(w io.Writer, r io.Reader, size int) error {
+	buf := make([]byte, size)
+	for {
+		n := 0
+		var err error
+		for n < len(buf) && err == nil {
+			var m int
+			m, err = r.Read(buf[n:])
+			n += m
+		}
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }

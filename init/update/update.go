@@ -278,6 +278,10 @@ func next(br *bundle.Reader, name string, ws *writeStats) func() (io.ReadCloser,
 type writeStats struct {
 	bytes                           int64
 	stream, waiting, sync, readBack time.Duration
+	// Of the stream, the files written into the boot partition's file
+	// system (not waiting for the bundle) and their bytes.
+	bootFiles     time.Duration
+	bootFileBytes int64
 }
 
 func (ws *writeStats) log(log *slog.Logger, slot string) {
@@ -287,6 +291,7 @@ func (ws *writeStats) log(log *slog.Logger, slot string) {
 	log.Info("slot written", "slot", slot, "bytes", ws.bytes,
 		"streamed", ws.stream.Round(time.Millisecond), "waitingForBundle", ws.waiting.Round(time.Millisecond),
 		"sync", ws.sync.Round(time.Millisecond), "readBack", ws.readBack.Round(time.Millisecond),
+		"bootFiles", ws.bootFiles.Round(time.Millisecond), "bootFileBytes", ws.bootFileBytes,
 		"writeMiBps", fmt.Sprintf("%.1f", float64(ws.bytes)/(1<<20)/max(written.Seconds(), 1e-3)),
 		"initPeakRSSMiB", ru.Maxrss>>10)
 }
@@ -319,7 +324,7 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 		return err
 	}
 	defer dev.Close()
-	dd := &deviceDisk{disk: d, dev: dev, id: n.DiskID, bootDir: bootDir}
+	dd := &deviceDisk{disk: d, dev: dev, id: n.DiskID, bootDir: bootDir, ws: ws}
 	start := time.Now()
 	if err := home.Install(dd, s, target); err != nil {
 		return err
@@ -420,6 +425,7 @@ type deviceDisk struct {
 	id      string
 	bootDir string
 	written map[string]place // slot file -> where it landed whole
+	ws      *writeStats
 }
 
 type place struct {
@@ -473,7 +479,11 @@ func (b bootFiles) Put(name string, e *fstree.Entry) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyBuffer(f, r, make([]byte, 1<<20))
+	if ws := b.dd.ws; ws != nil {
+		start, waited := time.Now(), ws.waiting
+		defer func() { ws.bootFiles += time.Since(start) - (ws.waiting - waited); ws.bootFileBytes += e.Size }()
+	}
+	err = family.WriteFull(f, r, 1<<20)
 	if err == nil {
 		err = f.Sync()
 	}

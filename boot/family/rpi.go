@@ -1,6 +1,7 @@
 package family
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -401,8 +402,8 @@ func WriteFull(w io.Writer, r io.Reader, size int) error {
 			n += m
 		}
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
+			if nw, werr := w.Write(buf[:n]); werr != nil || nw != n {
+				return cmp.Or(werr, io.ErrShortWrite)
 			}
 		}
 		if err == io.EOF {

@@ -479,7 +479,7 @@ func (b bootFiles) Put(name string, e *fstree.Entry) error {
 	if err != nil {
 		return err
 	}
-	if ws := b.dd.ws; ws != nil {
+	if ws := b.dd.ws; ws != nil && e.Content != nil { // a file of the bundle
 		start, waited := time.Now(), ws.waiting
 		defer func() { ws.bootFiles += time.Since(start) - (ws.waiting - waited); ws.bootFileBytes += e.Size }()
 	}

@@ -142,7 +142,7 @@ func BenchmarkUpdate(b *testing.B) {
 		ready := time.Now()
 		wait("slot committed", downAt) // the commit may come before the ready line
 		committed := time.Now()
-		at = wait("node API listening", at)
+		at = max(at, wait("node API listening", downAt)) // it and the ready line come in either order
 		fmt.Printf("update %s (%.1f MiB): cairn upgrade to committed %.0f s: the upgrade command %.1f s (the node streamed %s bytes in %s, waiting for the bundle %s of it; sync %s; read-back %s), then to the reboot %.1f s, the reboot to the ready line %.1f s, the commit %.1f s after it\n",
 			filepath.Base(bndl), float64(st.Size())/(1<<20), committed.Sub(start).Seconds(), upgrade.Seconds(), w[1], w[2], w[3], w[4], w[5],
 			down.Sub(start.Add(upgrade)).Seconds(), ready.Sub(down).Seconds(), committed.Sub(ready).Seconds())

@@ -117,7 +117,7 @@ func TestUpdate(t *testing.T) {
 	if out, err := cairn("upgrade", otherBoard, "--node", node); err == nil || !strings.Contains(err.Error(), "the bundle is for board rpi4 (arm64), this node is qemu-arm64") {
 		t.Errorf("another board's bundle: %v\n%s", err, out)
 	}
-	if st = status(); st.Booted != "a" || st.Committed != "a" || st.Trial || !strings.Contains(st.Last.Reason, "root.squashfs has sha256") {
+	if st = status(); st.Booted != "a" || st.Committed != "a" || st.Trial || st.Last == nil || !strings.Contains(st.Last.Reason, "root.squashfs has sha256") {
 		t.Errorf("after a flipped bit and another board's bundle: %+v last %+v", st, st.Last)
 	}
 

@@ -22,6 +22,9 @@ type Reader struct {
 	clusters  uint32 // data clusters
 	root      uint32 // the root folder's first cluster
 	maxFolder int64
+	nfats     int64 // FATs, each fatBytes long from fat on
+	fatBytes  int64
+	info      int64 // byte offset of the FSInfo sector, 0 if none
 }
 
 // NewReader checks the boot sector of the FAT32 filesystem of size bytes
@@ -56,7 +59,10 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 		return nil, bad("its FATs fill it")
 	}
 	fr := &Reader{r: r, csize: spc * bps, fat: res * bps, data: dataSec * bps,
-		root: uint32(le32(44)), maxFolder: 1 << 20}
+		root: uint32(le32(44)), maxFolder: 1 << 20, nfats: nfats, fatBytes: fatSecs * bps}
+	if info := le16(48); info > 0 && info < res {
+		fr.info = info * bps
+	}
 	fr.clusters = uint32((total - dataSec) / spc)
 	if fatSecs*bps < (int64(fr.clusters)+2)*4 {
 		return nil, bad("its FAT is too small for its clusters")
@@ -100,6 +106,7 @@ type entry struct {
 	dir     bool
 	cluster uint32
 	size    int64
+	at      int // the short record's offset in the folder's bytes
 }
 
 // folder lists the entries of the folder at cluster c.
@@ -108,13 +115,18 @@ func (fr *Reader) folder(c uint32) ([]entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return records(raw), nil
+}
+
+// records lists the entries in a folder's bytes, "." and ".." among them.
+func records(raw []byte) []entry {
 	var out []entry
 	var long []uint16
 	for i := 0; i+32 <= len(raw); i += 32 {
 		r := raw[i : i+32]
 		switch {
 		case r[0] == 0:
-			return out, nil
+			return out
 		case r[0] == 0xE5:
 			long = nil
 			continue
@@ -141,9 +153,9 @@ func (fr *Reader) folder(c uint32) ([]entry, error) {
 			long = nil
 		}
 		cl := uint32(binary.LittleEndian.Uint16(r[20:]))<<16 | uint32(binary.LittleEndian.Uint16(r[26:]))
-		out = append(out, entry{name: name, dir: r[11]&0x10 != 0, cluster: cl, size: int64(binary.LittleEndian.Uint32(r[28:]))})
+		out = append(out, entry{name: name, dir: r[11]&0x10 != 0, cluster: cl, size: int64(binary.LittleEndian.Uint32(r[28:])), at: i})
 	}
-	return out, nil
+	return out
 }
 
 func shortName(r []byte) string {
@@ -174,11 +186,8 @@ func (fr *Reader) ReadFile(path string, max int64) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		var found *entry
-		for j := range entries {
-			if strings.EqualFold(entries[j].name, name) {
-				found = &entries[j]
-				break
-			}
+		if j := lookup(entries, name); j >= 0 {
+			found = &entries[j]
 		}
 		last := i == len(parts)-1
 		switch {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/cairn-os/cairn/boot"
 	"github.com/cairn-os/cairn/boot/bundle"
 	"github.com/cairn-os/cairn/boot/family"
+	"github.com/cairn-os/cairn/image/fat"
 	"github.com/cairn-os/cairn/image/fstree"
 	"github.com/cairn-os/cairn/init/disk"
 	"github.com/cairn-os/cairn/internal/nodeapi"
@@ -114,6 +116,22 @@ func (n *Node) withBoot(rw bool, fn func(d *disk.Disk, dir string) error) error 
 	return withFAT(d.Part(boot.PartBoot), bootMount, "the boot partition", rw, func() error { return fn(d, bootMount) })
 }
 
+// forInstall runs fn, the install, with the boot partition mounted
+// read-write at bootDir, except on a UEFI node: there the install edits
+// the ESP's files on its raw partition (fat.Editor, docs/adr/0015), which
+// must not be mounted, and bootDir is "" (the UEFI chooser arms through an
+// EFI variable). Callers hold n.mu.
+func (n *Node) forInstall(fn func(d *disk.Disk, bootDir string) error) error {
+	if n.Info.Family != boot.UEFI {
+		return n.withBoot(true, fn)
+	}
+	d, err := disk.Find(n.DiskID)
+	if err != nil {
+		return err
+	}
+	return fn(d, "")
+}
+
 // withFAT mounts the FAT file system on dev at dir for fn, read-only
 // unless rw, and syncs and unmounts it after; what names it in errors.
 func withFAT(dev, dir, what string, rw bool, fn func() error) (err error) {
@@ -175,7 +193,7 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 	if err != nil {
 		return nil, err
 	}
-	err = n.withBoot(true, func(d *disk.Disk, bootDir string) error {
+	err = n.forInstall(func(d *disk.Disk, bootDir string) error {
 		if err := chooser.Disarm(bootDir); err != nil {
 			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
@@ -325,6 +343,7 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	}
 	defer dev.Close()
 	dd := &deviceDisk{disk: d, dev: dev, id: n.DiskID, bootDir: bootDir, ws: ws}
+	defer dd.closeBoot()
 	start := time.Now()
 	if err := home.Install(dd, s, target); err != nil {
 		return err
@@ -333,6 +352,9 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 		if err == nil {
 			err = fmt.Errorf("%w: it holds %s after the files it lists", bundle.ErrContent, f.Name)
 		}
+		return err
+	}
+	if err := dd.commitBoot(); err != nil {
 		return err
 	}
 	if !m.Family.RootInSlotFile() {
@@ -353,6 +375,9 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	start = time.Now()
 	defer func() { ws.readBack = time.Since(start) }()
 	if !m.Family.RootInSlotFile() {
+		if bootDir == "" { // the ESP's files were written on the raw partition
+			return withFAT(d.Part(boot.PartBoot), bootMount, "the boot partition", false, func() error { return dd.readBack(m, "") })
+		}
 		return dd.readBack(m, "")
 	}
 	// A FAT slot is read back through the file system the firmware or
@@ -426,6 +451,9 @@ type deviceDisk struct {
 	bootDir string
 	written map[string]place // slot file -> where it landed whole
 	ws      *writeStats
+	// The boot partition opened for staging files, when bootDir is "".
+	esp    *fat.Editor
+	espDev *os.File
 }
 
 type place struct {
@@ -457,16 +485,114 @@ func (dd *deviceDisk) Partition(num int) (io.WriterAt, int64, int64, error) {
 			return nil, 0, 0, err
 		}
 	}
-	return dd.dev, start * 512, size * 512, nil
+	return eager{dd.dev}, start * 512, size * 512, nil
 }
 
-// bootFiles writes files into the mounted boot partition, in place: they
-// belong to the slot being installed, which nothing boots until it is
-// armed, and the partition need not hold two copies of a kernel.
+// eager starts writing back to the disk what it is given at once, where
+// the kernel would wait until a sync or its dirty limits: the disk then
+// works while the next bytes come over the network and are hashed, and the
+// sync at the end has little left to do.
+type eager struct{ *os.File }
+
+func (f eager) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	if n >= 1<<20 {
+		// Advice only: the sync at the end reports what failed.
+		unix.SyncFileRange(int(f.Fd()), off, int64(n), unix.SYNC_FILE_RANGE_WRITE)
+	}
+	return n, err
+}
+
+// bootFiles writes files into the boot partition: edited on its raw
+// partition if bootDir is "", else through its mount at bootDir. In place
+// either way: they belong to the slot being installed, which nothing boots
+// until it is armed.
 type bootFiles struct{ dd *deviceDisk }
 
 func (b bootFiles) Put(name string, e *fstree.Entry) error {
-	dst := filepath.Join(b.dd.bootDir, filepath.FromSlash(name))
+	if ws := b.dd.ws; ws != nil && e.Content != nil { // a file of the bundle
+		start, waited := time.Now(), ws.waiting
+		defer func() { ws.bootFiles += time.Since(start) - (ws.waiting - waited); ws.bootFileBytes += e.Size }()
+	}
+	err := b.dd.stage(name, e)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Not on the ESP (a card whose slot was never installed): the
+		// editor replaces files, Linux's vfat makes them.
+		if err = b.dd.commitBoot(); err == nil {
+			err = withFAT(b.dd.disk.Part(boot.PartBoot), bootMount, "the boot partition", true, func() error {
+				return writeFile(filepath.Join(bootMount, filepath.FromSlash(name)), e)
+			})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write %s on the boot partition: %w", name, err)
+	}
+	if e.Content != nil {
+		b.dd.record(e.Path, filepath.Join(bootMount, filepath.FromSlash(name)), 0)
+	}
+	return nil
+}
+
+// stage writes the file name of the boot partition: if it is not mounted,
+// its new bytes are staged on the raw partition (fat.Editor), for
+// commitBoot to switch the files to; else through the mount.
+func (dd *deviceDisk) stage(name string, e *fstree.Entry) error {
+	if dd.bootDir != "" {
+		return writeFile(filepath.Join(dd.bootDir, filepath.FromSlash(name)), e)
+	}
+	if dd.esp == nil {
+		// O_EXCL: the partition is not mounted, and is not while it is open.
+		part, err := os.OpenFile(dd.disk.Part(boot.PartBoot), os.O_RDWR|unix.O_EXCL, 0)
+		if err != nil {
+			return err
+		}
+		size, err := part.Seek(0, io.SeekEnd)
+		if err == nil {
+			dd.esp, err = fat.Edit(eager{part}, size)
+		}
+		if err != nil {
+			part.Close()
+			return err
+		}
+		dd.espDev = part
+	}
+	return dd.esp.Stage(name, e.Size, time.Now(), func(w io.Writer) error {
+		r, err := e.Open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		return family.WriteFull(w, r, 4<<20)
+	})
+}
+
+// commitBoot switches the boot partition's staged files to their new
+// bytes, if any, and closes the partition.
+func (dd *deviceDisk) commitBoot() error {
+	if dd.esp == nil {
+		return nil
+	}
+	start := time.Now()
+	err := dd.esp.Commit()
+	if ws := dd.ws; ws != nil {
+		ws.bootFiles += time.Since(start)
+	}
+	return errors.Join(err, dd.closeBoot())
+}
+
+// closeBoot closes the boot partition opened for staging, what was staged
+// and not committed left unreferenced.
+func (dd *deviceDisk) closeBoot() error {
+	if dd.espDev == nil {
+		return nil
+	}
+	err := dd.espDev.Close()
+	dd.esp, dd.espDev = nil, nil
+	return err
+}
+
+// writeFile writes e to the file dst on a mounted boot partition.
+func writeFile(dst string, e *fstree.Entry) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
@@ -479,10 +605,6 @@ func (b bootFiles) Put(name string, e *fstree.Entry) error {
 	if err != nil {
 		return err
 	}
-	if ws := b.dd.ws; ws != nil && e.Content != nil { // a file of the bundle
-		start, waited := time.Now(), ws.waiting
-		defer func() { ws.bootFiles += time.Since(start) - (ws.waiting - waited); ws.bootFileBytes += e.Size }()
-	}
 	err = family.WriteFull(f, r, 1<<20)
 	if err == nil {
 		err = f.Sync()
@@ -490,11 +612,5 @@ func (b bootFiles) Put(name string, e *fstree.Entry) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("write %s on the boot partition: %w", name, err)
-	}
-	if e.Content != nil {
-		b.dd.record(e.Path, dst, 0)
-	}
-	return nil
+	return err
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A test build of init (go build -tags cairntest) is what the VM tests
@@ -38,7 +40,8 @@ func fault(at string, log *slog.Logger) {
 // testCommand answers the debug console's commands of a test build:
 //
 //	dd DEVICE BYTES   writes BYTES random bytes to DEVICE from its start,
-//	                  1 MiB per write(2), then fsync, as dd does, and says
+//	                  none of them in the page cache before or after, 1 MiB
+//	                  per write(2), then fsync, as dd does, and says
 //	                  how long it took: what make bench holds an update's
 //	                  write against.
 func testCommand(out io.Writer, f []string) bool {
@@ -56,6 +59,12 @@ func testCommand(out io.Writer, f []string) bool {
 		return true
 	}
 	defer dev.Close()
+	// As a first dd finds it: none of the range in the page cache (an
+	// earlier dd's pages are clean after its fsync, and go).
+	if err := unix.Fadvise(int(dev.Fd()), 0, n, unix.FADV_DONTNEED); err != nil {
+		fmt.Fprintln(out, "cairn-debug: error:", err)
+		return true
+	}
 	buf := make([]byte, 1<<20)
 	rand.Read(buf)
 	start := time.Now()
@@ -69,6 +78,8 @@ func testCommand(out io.Writer, f []string) bool {
 		fmt.Fprintln(out, "cairn-debug: error:", err)
 		return true
 	}
-	fmt.Fprintf(out, "dd: %d bytes in %.3f s\n", n, time.Since(start).Seconds())
+	took := time.Since(start)
+	unix.Fadvise(int(dev.Fd()), 0, n, unix.FADV_DONTNEED) // nor for what comes next
+	fmt.Fprintf(out, "dd: %d bytes in %.3f s\n", n, took.Seconds())
 	return true
 }

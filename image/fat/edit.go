@@ -290,8 +290,10 @@ type staged struct {
 // writer it is given, into free clusters, where nothing references them
 // until Commit. The file must exist: an error wrapping fs.ErrNotExist says
 // it does not, and nothing was written. If the free space cannot hold the
-// new file beside the old one, the old one is let go first (a cut then
-// leaves the file empty). After an error, Commit no more.
+// new file, the files staged before are committed first (their old
+// clusters come free); if it still cannot hold it beside the old one, the
+// old one is let go first (a cut then leaves the file empty). After an
+// error, Commit no more.
 func (e *Editor) Stage(path string, size int64, mtime time.Time, write func(io.Writer) error) error {
 	at, old, err := e.find(path)
 	if err != nil {
@@ -310,6 +312,11 @@ func (e *Editor) Stage(path string, size int64, mtime time.Time, write func(io.W
 	if old != 0 {
 		cl, _ := e.chain(old) // checked by find
 		held = uint32(len(cl))
+	}
+	if need > e.free+held && len(e.staged) > 0 {
+		if err := e.Commit(); err != nil {
+			return err
+		}
 	}
 	if need > e.free+held {
 		return fmt.Errorf("%s needs %d MiB, the file system has %d MiB free and the file's own %d MiB: %w",

@@ -143,6 +143,25 @@ func TestReplaceWithoutRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, img, files)
+
+	// A kernel that fits beside its old one, then an initramfs that grows
+	// into more than is left: it fits once the old kernel's clusters are
+	// free, and Stage commits the kernel to free them.
+	if e, err = Edit(f, 40<<20); err != nil {
+		t.Fatal(err)
+	}
+	files["b/vmlinuz"] = random(4 << 20)
+	files["b/initrd.img"] = random(int(e.Free()) - 2<<20)
+	for _, p := range []string{"b/vmlinuz", "b/initrd.img"} {
+		data := files[p]
+		if err := e.Stage(p, int64(len(data)), time.Now(), func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	check(t, img, files)
 }
 
 // cutDevice stops writing after a number of writes, as a power cut does;

@@ -197,15 +197,18 @@ func (n *Node) Install(ctx context.Context, r io.Reader, allowDowngrade bool, ve
 		if err := chooser.Disarm(bootDir); err != nil {
 			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
-		// From here the target slot is being overwritten: say so first, so
-		// that a power cut leaves a state that does not claim the old system.
-		st.Slots[target] = nodeapi.OS{Version: "(being written)"}
-		st.Pending = ""
-		if err := st.save(StateFile); err != nil {
-			return err
+		begin := func() error {
+			// From here the target slot is being overwritten: say so first, so
+			// that a power cut leaves a state that does not claim the old system.
+			st.Slots[target] = nodeapi.OS{Version: "(being written)"}
+			st.Pending = ""
+			if err := st.save(StateFile); err != nil {
+				return err
+			}
+			n.Log.Info("installing an update", "slot", target, "version", m.Version, "build", m.Build)
+			return nil
 		}
-		n.Log.Info("installing an update", "slot", target, "version", m.Version, "build", m.Build)
-		if err := n.write(d, bootDir, br, s, target, &ws); err != nil {
+		if err := n.write(d, bootDir, br, s, target, &ws, begin); err != nil {
 			return err
 		}
 		ws.log(n.Log, target)
@@ -331,7 +334,7 @@ func (t *timedReader) Read(p []byte) (int, error) {
 // write streams the bundle's files into slot target through the family's
 // Install, checks that the stream matched its manifest to the end, and
 // reads back what landed on the disk.
-func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.Slot, target string, ws *writeStats) error {
+func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.Slot, target string, ws *writeStats, begin func() error) error {
 	m := br.Manifest
 	home, err := family.Of(m.Family)
 	if err != nil {
@@ -344,7 +347,18 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	defer dev.Close()
 	dd := &deviceDisk{disk: d, dev: dev, id: n.DiskID, bootDir: bootDir, ws: ws}
 	defer dd.closeBoot()
-	start := time.Now()
+	// Open first, so that a boot partition that cannot be edited fails the
+	// install before the state says the slot is being written.
+	open := time.Now()
+	if err := dd.openBoot(); err != nil {
+		return err
+	}
+	opened := time.Since(open)
+	ws.bootFiles += opened
+	if err := begin(); err != nil {
+		return err
+	}
+	start := time.Now().Add(-opened) // the write's time, without begin's
 	if err := home.Install(dd, s, target); err != nil {
 		return err
 	}
@@ -354,9 +368,11 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 		}
 		return err
 	}
+	commit := time.Now()
 	if err := dd.commitBoot(); err != nil {
 		return err
 	}
+	ws.bootFiles += time.Since(commit)
 	if !m.Family.RootInSlotFile() {
 		// The root went raw into the slot partition.
 		_, at, _, err := dd.Partition(boot.SlotPart(target))
@@ -515,7 +531,7 @@ func (b bootFiles) Put(name string, e *fstree.Entry) error {
 		defer func() { ws.bootFiles += time.Since(start) - (ws.waiting - waited); ws.bootFileBytes += e.Size }()
 	}
 	err := b.dd.stage(name, e)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) && b.dd.bootDir == "" {
 		// Not on the ESP (a card whose slot was never installed): the
 		// editor replaces files, Linux's vfat makes them.
 		if err = b.dd.commitBoot(); err == nil {
@@ -540,21 +556,8 @@ func (dd *deviceDisk) stage(name string, e *fstree.Entry) error {
 	if dd.bootDir != "" {
 		return writeFile(filepath.Join(dd.bootDir, filepath.FromSlash(name)), e)
 	}
-	if dd.esp == nil {
-		// O_EXCL: the partition is not mounted, and is not while it is open.
-		part, err := os.OpenFile(dd.disk.Part(boot.PartBoot), os.O_RDWR|unix.O_EXCL, 0)
-		if err != nil {
-			return err
-		}
-		size, err := part.Seek(0, io.SeekEnd)
-		if err == nil {
-			dd.esp, err = fat.Edit(eager{part}, size)
-		}
-		if err != nil {
-			part.Close()
-			return err
-		}
-		dd.espDev = part
+	if err := dd.openBoot(); err != nil {
+		return err
 	}
 	return dd.esp.Stage(name, e.Size, time.Now(), func(w io.Writer) error {
 		r, err := e.Open()
@@ -566,18 +569,40 @@ func (dd *deviceDisk) stage(name string, e *fstree.Entry) error {
 	})
 }
 
+// openBoot opens the boot partition for staging, if it is not mounted and
+// not open already.
+func (dd *deviceDisk) openBoot() error {
+	if dd.bootDir != "" || dd.esp != nil {
+		return nil
+	}
+	// O_EXCL: the partition is not mounted, and is not while it is open.
+	dev := dd.disk.Part(boot.PartBoot)
+	part, err := os.OpenFile(dev, os.O_RDWR|unix.O_EXCL, 0)
+	if errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("the boot partition %s is in use (mounted?): unmount it, then update again", dev)
+	}
+	if err != nil {
+		return err
+	}
+	size, err := part.Seek(0, io.SeekEnd)
+	if err == nil {
+		dd.esp, err = fat.Edit(eager{part}, size)
+	}
+	if err != nil {
+		part.Close()
+		return fmt.Errorf("the boot partition %s: %w", dev, err)
+	}
+	dd.espDev = part
+	return nil
+}
+
 // commitBoot switches the boot partition's staged files to their new
 // bytes, if any, and closes the partition.
 func (dd *deviceDisk) commitBoot() error {
 	if dd.esp == nil {
 		return nil
 	}
-	start := time.Now()
-	err := dd.esp.Commit()
-	if ws := dd.ws; ws != nil {
-		ws.bootFiles += time.Since(start)
-	}
-	return errors.Join(err, dd.closeBoot())
+	return errors.Join(dd.esp.Commit(), dd.closeBoot())
 }
 
 // closeBoot closes the boot partition opened for staging, what was staged

@@ -193,7 +193,7 @@ func (e *Editor) collect() error {
 		}
 		for _, en := range ents {
 			switch {
-			case en.name == "." || en.name == "..":
+			case en.dot:
 			case en.dir:
 				if err := walk(en.cluster, depth+1); err != nil {
 					return err
@@ -207,7 +207,9 @@ func (e *Editor) collect() error {
 		return nil
 	}
 	if err := walk(e.fr.root, 0); err != nil {
-		return nil // not ours to mend: leave it as it is
+		// Not ours to mend, nor to edit: freeing a chain that another file
+		// shares, or one a walk did not reach, would lose that file.
+		return fmt.Errorf("its file system does not read cleanly (%w): check it with fsck.fat", err)
 	}
 	for c := uint32(2); c < uint32(len(e.table)); c++ {
 		if v := e.get(c); v != 0 && v != badCluster && !reached[c] {

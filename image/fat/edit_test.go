@@ -3,6 +3,7 @@ package fat
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,29 +167,55 @@ func TestReplaceWithoutRoom(t *testing.T) {
 }
 
 // cutDevice stops writing after a number of writes, as a power cut does;
-// its syncs fail from then on.
+// its syncs fail from then on. If lose, the cut also undoes the writes
+// since the last sync but the latest, as a disk that had them in its
+// cache and wrote them in another order: what a missing sync exposes.
 type cutDevice struct {
 	*os.File
 	left   int
 	writes int
+	lose   bool
+	undo   []undo
+}
+
+type undo struct {
+	off int64
+	old []byte
 }
 
 var errCut = errors.New("power cut")
 
 func (d *cutDevice) WriteAt(p []byte, off int64) (int, error) {
-	if d.left == 0 {
-		return 0, errCut
+	if err := d.cut(); err != nil {
+		return 0, err
 	}
 	d.left--
 	d.writes++
+	if d.lose {
+		old := make([]byte, len(p))
+		d.File.ReadAt(old, off)
+		d.undo = append(d.undo, undo{off, old})
+	}
 	return d.File.WriteAt(p, off)
 }
 
 func (d *cutDevice) Sync() error {
-	if d.left == 0 {
-		return errCut
+	if err := d.cut(); err != nil {
+		return err
 	}
+	d.undo = nil
 	return d.File.Sync()
+}
+
+func (d *cutDevice) cut() error {
+	if d.left != 0 {
+		return nil
+	}
+	for i := len(d.undo) - 2; i >= 0; i-- {
+		d.File.WriteAt(d.undo[i].old, d.undo[i].off)
+	}
+	d.undo = nil
+	return errCut
 }
 
 // TestReplacePowerCut cuts an edit of two files after each of its writes
@@ -209,10 +237,11 @@ func TestReplacePowerCut(t *testing.T) {
 			}
 			count.Close()
 			var leaks int
-			for n := range count.writes {
+			for i := range 2 * count.writes {
+				n, lose := i/2, i%2 == 1
 				os.WriteFile(img, pristine, 0o644)
 				f := open(t, img)
-				if err := stage(t, &cutDevice{File: f, left: n}, neu); !errors.Is(err, errCut) {
+				if err := stage(t, &cutDevice{File: f, left: n, lose: lose}, neu); !errors.Is(err, errCut) {
 					t.Fatalf("cut after %d writes: %v", n, err)
 				}
 				r, err := NewReader(f, 40<<20)
@@ -244,7 +273,7 @@ func TestReplacePowerCut(t *testing.T) {
 			if leaks == 0 {
 				t.Errorf("no cut of %d left work for the next Edit: the test does not reach it", count.writes)
 			}
-			t.Logf("%d cuts, %d left lost clusters or FATs that differ, which the next Edit mended", count.writes, leaks)
+			t.Logf("%d cuts (after each write, with and without losing the unsynced ones), %d left lost clusters or FATs that differ, which the next Edit mended", 2*count.writes, leaks)
 		})
 	}
 }
@@ -257,4 +286,115 @@ func open(t *testing.T, p string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestEditReadsAsLinux: the editor sees the files Linux's vfat sees, and
+// edits nothing where the tree does not read cleanly.
+func TestEditReadsAsLinux(t *testing.T) {
+	const size = 40 << 20
+	// Cross-linked: b's kernel starts in a's chain. Edit refuses, the
+	// image unchanged (freeing b's old chain would lose a's kernel).
+	img, _ := esp(t, 1<<20)
+	f := open(t, img)
+	e, err := Edit(f, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, a, _ := e.find("a/vmlinuz")
+	at, _, _ := e.find("b/vmlinuz")
+	rec := make([]byte, 32)
+	f.ReadAt(rec, at)
+	binary.LittleEndian.PutUint16(rec[20:], uint16(a>>16))
+	binary.LittleEndian.PutUint16(rec[26:], uint16(a))
+	f.WriteAt(rec, at)
+	before, _ := os.ReadFile(img)
+	if _, err := Edit(f, size); err == nil || !strings.Contains(err.Error(), "two chains") {
+		t.Errorf("a cross-linked file system: %v, want a refusal", err)
+	}
+	if after, _ := os.ReadFile(img); !bytes.Equal(before, after) {
+		t.Error("a refused Edit changed the image")
+	}
+
+	// A free record (first byte 0) before the kernel in b's folder: Linux
+	// reads on past it, and so does the editor, which must not take the
+	// kernel's clusters for lost.
+	img, files := esp(t, 1<<20)
+	f = open(t, img)
+	if e, err = Edit(f, size); err != nil {
+		t.Fatal(err)
+	}
+	free := e.Free()
+	ents, ats, err := e.folder(folderAt(t, e, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd, kernel := lookup(ents, "initrd.img"), lookup(ents, "vmlinuz")
+	if initrd < 0 || kernel < initrd {
+		t.Fatalf("b holds %v: the test wants its initramfs before its kernel", ents)
+	}
+	// Its long name's records and its short one.
+	for off := ats[initrd]; off >= 0; off -= 32 {
+		f.ReadAt(rec, off)
+		if off != ats[initrd] && rec[11] != 0x0F {
+			break
+		}
+		rec[0] = 0
+		f.WriteAt(rec, off)
+	}
+	if e, err = Edit(f, size); err != nil {
+		t.Fatal(err)
+	}
+	csize := e.fr.csize
+	if want := free + (300000+csize-1)/csize*csize; e.Free() != want {
+		t.Errorf("%d bytes free once the initramfs record is cleared, want %d: its clusters only", e.Free(), want)
+	}
+	files["b/vmlinuz"] = random(2 << 20)
+	if err := replace(t, f, "b/vmlinuz", files["b/vmlinuz"]); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := NewReader(f, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a/vmlinuz", "a/initrd.img", "b/vmlinuz"} {
+		if got, err := fr.ReadFile(p, 4<<20); err != nil || !bytes.Equal(got, files[p]) {
+			t.Errorf("%s: %d bytes (%v), want its %d", p, len(got), err, len(files[p]))
+		}
+	}
+
+	// A long name whose checksum is not its short record's is not its
+	// name: an orphan long name cannot pass one file off as another.
+	if raw, err := e.fr.chain(folderAt(t, e, "loader/entries"), 1<<20); err != nil {
+		t.Fatal(err)
+	} else {
+		if lookup(records(raw), "cairn-a.conf") < 0 {
+			t.Fatal("loader/entries has no cairn-a.conf to begin with")
+		}
+		for i := 0; i+32 <= len(raw); i += 32 {
+			if raw[i+11] == 0x0F {
+				raw[i+13]++
+			}
+		}
+		if ents := records(raw); lookup(ents, "cairn-a.conf") >= 0 || lookup(ents, "cairn-b.conf") >= 0 {
+			t.Errorf("long names with the wrong checksum taken: %v", ents)
+		}
+	}
+}
+
+// folderAt is the first cluster of the folder at path.
+func folderAt(t *testing.T, e *Editor, path string) uint32 {
+	t.Helper()
+	c := e.fr.root
+	for _, name := range strings.Split(path, "/") {
+		ents, _, err := e.folder(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := lookup(ents, name)
+		if j < 0 || !ents[j].dir {
+			t.Fatalf("no folder %s", path)
+		}
+		c = ents[j].cluster
+	}
+	return c
 }

@@ -103,6 +103,7 @@ func (fr *Reader) chain(first uint32, max int64) ([]byte, error) {
 // entry is a folder's record of a file or folder.
 type entry struct {
 	name    string
+	dot     bool // "." or "..", by its short name
 	dir     bool
 	cluster uint32
 	size    int64
@@ -119,15 +120,17 @@ func (fr *Reader) folder(c uint32) ([]entry, error) {
 }
 
 // records lists the entries in a folder's bytes, "." and ".." among them.
+// As Linux reads a folder: a free record (first byte 0) does not end it,
+// and a long name belongs to the short record after it only if its
+// checksum is that short name's.
 func records(raw []byte) []entry {
 	var out []entry
 	var long []uint16
+	var sum byte
 	for i := 0; i+32 <= len(raw); i += 32 {
 		r := raw[i : i+32]
 		switch {
-		case r[0] == 0:
-			return out
-		case r[0] == 0xE5:
+		case r[0] == 0 || r[0] == 0xE5:
 			long = nil
 			continue
 		case r[11] == 0x0F: // a part of a long name; the last part comes first
@@ -135,8 +138,8 @@ func records(raw []byte) []entry {
 			for _, o := range []int{1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30} {
 				part = append(part, binary.LittleEndian.Uint16(r[o:]))
 			}
-			if r[0]&0x40 != 0 {
-				long = nil
+			if r[0]&0x40 != 0 || r[13] != sum {
+				long, sum = nil, r[13]
 			}
 			long = append(part, long...)
 			continue
@@ -145,7 +148,7 @@ func records(raw []byte) []entry {
 			continue
 		}
 		name := shortName(r)
-		if long != nil {
+		if long != nil && checksum([11]byte(r[:11])) == sum {
 			if end := indexUint16(long, 0); end >= 0 {
 				long = long[:end]
 			}
@@ -153,7 +156,8 @@ func records(raw []byte) []entry {
 			long = nil
 		}
 		cl := uint32(binary.LittleEndian.Uint16(r[20:]))<<16 | uint32(binary.LittleEndian.Uint16(r[26:]))
-		out = append(out, entry{name: name, dir: r[11]&0x10 != 0, cluster: cl, size: int64(binary.LittleEndian.Uint32(r[28:])), at: i})
+		long = nil
+		out = append(out, entry{name: name, dot: string(r[:11]) == ".          " || string(r[:11]) == "..         ", dir: r[11]&0x10 != 0, cluster: cl, size: int64(binary.LittleEndian.Uint32(r[28:])), at: i})
 	}
 	return out
 }

@@ -28,9 +28,9 @@ import (
 // sync and read-back, the reboot and the wait for health; init's peak
 // memory when the slot is written; and the write's throughput against a
 // plain dd of as many bytes to the same virtual disk (a test build of init
-// does that dd, from the debug console). Twice: the bundle as built, then
-// one whose root is padded with random bytes to 200 MiB, to see that the
-// memory does not grow with the bundle.
+// does that dd, from the debug console, before and after the update).
+// Twice: the bundle as built, then one whose root is padded with random
+// bytes to 200 MiB, to see that the memory does not grow with the bundle.
 func BenchmarkUpdate(b *testing.B) {
 	dir := b.TempDir()
 	fleetDir := filepath.Join(dir, "fleet")
@@ -106,25 +106,29 @@ func BenchmarkUpdate(b *testing.B) {
 	ddLine := regexp.MustCompile(`dd: (\d+) bytes in (\S+) s`)
 	for i, bndl := range []string{v2, v3} {
 		target := []string{"/dev/vda3", "/dev/vda2"}[i] // the slot not running: b, then a
+		left := []string{"/dev/vda2", "/dev/vda3"}[i]
 		st, _ := os.Stat(bndl)
-		// dd first, of as many bytes as the slot's files, to the slot
-		// partition the update then overwrites; three times, since the
-		// host's disk varies (QEMU writes through its page cache): the
-		// median.
+		// dd, of as many bytes as the slot's files, to the slot partition
+		// the update then overwrites; three times before the update and
+		// three after it, since the host's disk varies (QEMU writes through
+		// its page cache): the median.
 		var ddRates []float64
 		var ddBytes float64
-		for range 3 {
-			out, err := vm.Run(fmt.Sprintf("dd %s %d", target, slotBytes(b, bndl, f)), 10*time.Minute)
-			m := ddLine.FindStringSubmatch(out)
-			if err != nil || m == nil {
-				b.Fatalf("dd: %v\n%s", err, out)
+		dd := func(dev string) {
+			b.Helper()
+			for range 3 {
+				out, err := vm.Run(fmt.Sprintf("dd %s %d", dev, slotBytes(b, bndl, f)), 10*time.Minute)
+				m := ddLine.FindStringSubmatch(out)
+				if err != nil || m == nil {
+					b.Fatalf("dd: %v\n%s", err, out)
+				}
+				var secs float64
+				fmt.Sscan(m[1], &ddBytes)
+				fmt.Sscan(m[2], &secs)
+				ddRates = append(ddRates, ddBytes/(1<<20)/secs)
 			}
-			var secs float64
-			fmt.Sscan(m[1], &ddBytes)
-			fmt.Sscan(m[2], &secs)
-			ddRates = append(ddRates, ddBytes/(1<<20)/secs)
 		}
-		slices.Sort(ddRates)
+		dd(target)
 		start := time.Now()
 		cairn(nil, "upgrade", bndl, "--node", node)
 		upgrade := time.Since(start)
@@ -143,6 +147,9 @@ func BenchmarkUpdate(b *testing.B) {
 		wait("slot committed", downAt) // the commit may come before the ready line
 		committed := time.Now()
 		at = max(at, wait("node API listening", downAt)) // it and the ready line come in either order
+		// The slot the node left, not the one it now runs.
+		dd(left)
+		slices.Sort(ddRates)
 		fmt.Printf("update %s (%.1f MiB): cairn upgrade to committed %.0f s: the upgrade command %.1f s (the node streamed %s bytes in %s, waiting for the bundle %s of it; sync %s; read-back %s), then to the reboot %.1f s, the reboot to the ready line %.1f s, the commit %.1f s after it\n",
 			filepath.Base(bndl), float64(st.Size())/(1<<20), committed.Sub(start).Seconds(), upgrade.Seconds(), w[1], w[2], w[3], w[4], w[5],
 			down.Sub(start.Add(upgrade)).Seconds(), ready.Sub(down).Seconds(), committed.Sub(ready).Seconds())
@@ -154,9 +161,9 @@ func BenchmarkUpdate(b *testing.B) {
 		streamed, waiting, sync, fat := seconds(b, w[2]), seconds(b, w[3]), seconds(b, w[4]), seconds(b, w[6])
 		all := bytes / (1 << 20) / (streamed - waiting + sync)
 		raw := (bytes - fatBytes) / (1 << 20) / (streamed - waiting - fat + sync)
-		dd := ddRates[1]
-		fmt.Printf("  written at %.1f MiB/s, %.0f%% of dd's %.1f MiB/s (median of %.1f, %.1f, %.1f; %.0f MiB to %s): the root, raw into the slot partition, %.1f MiB/s; the kernel and initramfs, files in the boot partition's file system, %.1f MiB/s; init's peak RSS %s MiB\n",
-			all, 100*all/dd, dd, ddRates[0], ddRates[1], ddRates[2], ddBytes/(1<<20), target, raw, fatBytes/(1<<20)/fat, w[9])
+		median := (ddRates[2] + ddRates[3]) / 2
+		fmt.Printf("  written at %.1f MiB/s, %.0f%% of dd's %.1f MiB/s (the median of six, %.1f to %.1f; %.0f MiB to %s and the slot it left): the root, raw into the slot partition, %.1f MiB/s; the kernel and initramfs, files in the boot partition's file system, %.1f MiB/s; init's peak RSS %s MiB\n",
+			all, 100*all/median, median, ddRates[0], ddRates[5], ddBytes/(1<<20), target, raw, fatBytes/(1<<20)/fat, w[9])
 	}
 }
 

@@ -83,6 +83,14 @@ func (w *watchdog) handOver() []string {
 		w.log.Error("cannot hand the watchdog over to stage 2, which opens it again", "err", err)
 		return nil
 	}
+	// A last feed: the exec and stage 2's start until it adopts the
+	// watchdog then have its whole timeout (30 s on QEMU's i6300esb, 15 s
+	// on a Pi), not what was left of it after the last feed and the
+	// console's flush (up to 10 s gone: a good slot's trial reset by a
+	// busy host once).
+	if w.starving() == "" {
+		f.Write([]byte{0})
+	}
 	return []string{watchdogFD + "=" + strconv.Itoa(int(f.Fd()))}
 }
 

@@ -52,6 +52,53 @@ func TestWatchdogHandOver(t *testing.T) {
 	}
 }
 
+// TestWatchdogFedAtHandOver: handing the watchdog over feeds it, so that
+// the exec into stage 2 has the whole timeout. A pty stands for it (a
+// character device whose other end sees each write).
+func TestWatchdogFedAtHandOver(t *testing.T) {
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skip("no pty here:", err)
+	}
+	defer ptm.Close()
+	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_WRONLY|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	w := newWatchdog(newLogger(&out, false))
+	w.feed(pts) // feeds at once, then every 5 s
+	got := make(chan int, 1)
+	go func() {
+		fed := 0
+		buf := make([]byte, 16)
+		for fed < 2 {
+			k, err := ptm.Read(buf)
+			if err != nil {
+				break
+			}
+			fed += k
+		}
+		got <- fed
+	}()
+	w.handOver()
+	select {
+	case fed := <-got:
+		if fed != 2 {
+			t.Errorf("fed %d times", fed)
+		}
+	case <-time.After(feedEvery - time.Second):
+		t.Error("handing the watchdog over did not feed it")
+	}
+}
+
 // TestWatchdogTrial: on a trial boot the feeding stops at the trial's
 // deadline, and a commit lifts it.
 func TestWatchdogTrial(t *testing.T) {

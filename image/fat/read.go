@@ -147,17 +147,17 @@ func records(raw []byte) []entry {
 			long = nil
 			continue
 		}
+		short := [11]byte(r[:11])
 		name := shortName(r)
-		if long != nil && checksum([11]byte(r[:11])) == sum {
+		if long != nil && checksum(short) == sum {
 			if end := indexUint16(long, 0); end >= 0 {
 				long = long[:end]
 			}
 			name = string(utf16.Decode(long))
-			long = nil
 		}
+		long = nil // used, or not this record's
 		cl := uint32(binary.LittleEndian.Uint16(r[20:]))<<16 | uint32(binary.LittleEndian.Uint16(r[26:]))
-		long = nil
-		out = append(out, entry{name: name, dot: string(r[:11]) == ".          " || string(r[:11]) == "..         ", dir: r[11]&0x10 != 0, cluster: cl, size: int64(binary.LittleEndian.Uint32(r[28:])), at: i})
+		out = append(out, entry{name: name, dot: short == pad11(".") || short == pad11(".."), dir: r[11]&0x10 != 0, cluster: cl, size: int64(binary.LittleEndian.Uint32(r[28:])), at: i})
 	}
 	return out
 }

@@ -123,15 +123,19 @@ test-binaries: bin/cairn cluster-arm64 device-amd64
 # CAIRN_VMTEST turns on the tests that build images and boot them.
 # test-k8s and fuzz run beside them, niced: a software-emulated VM keeps
 # about one of two cores busy, and they take what the VMs leave. Their log
-# follows the tests'. They are started as make, not $(MAKE), so that
+# follows the tests' (the fuzzers' progress lines only if they failed),
+# and then the tests' failures' last messages again, so that the tail of a
+# CI log says why. They are started as make, not $(MAKE), so that
 # make -n runs nothing, in a process group of their own that stops when
 # the tests stop or fail.
 test: deps test-binaries
-	@mkdir -p out
+	@mkdir -p out && rm -f out/why.log
 	setsid nice -n 10 make --no-print-directory GO='$(GO)' test-k8s fuzz >out/beside.log 2>&1 & side=$$!; \
 	trap 'kill -- -$$side 2>/dev/null' EXIT; \
-	CAIRN_VMTEST=1 $(GO) test -json -timeout 50m $(GOFLAGS) $(TEST_PKGS) | $(GO) run ./scripts/testsum; rc=$$?; \
-	wait $$side; s=$$?; cat out/beside.log; [ $$rc = 0 ] && [ $$s = 0 ]
+	CAIRN_VMTEST=1 $(GO) test -json -timeout 50m $(GOFLAGS) $(TEST_PKGS) | $(GO) run ./scripts/testsum -why out/why.log; rc=$$?; \
+	wait $$side; s=$$?; \
+	if [ $$s = 0 ]; then grep -v '^fuzz: elapsed' out/beside.log; else cat out/beside.log; fi; \
+	cat out/why.log 2>/dev/null; [ $$rc = 0 ] && [ $$s = 0 ]
 
 # The packages that link all of Kubernetes are checked and tested for arm64,
 # the architecture the tests compile it for anyway (under QEMU's user-mode

@@ -8,12 +8,16 @@
 // why, and a log's tail should still say it. It exits 1 when anything
 // failed or no package reported.
 //
-//	go test -json ./... | go run ./scripts/testsum
+//	go test -json ./... | go run ./scripts/testsum [-why FILE]
+//
+// With -why it also writes the failures' last messages to FILE (empty if
+// none), for a log that prints other output after this one's.
 package main
 
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -54,6 +58,8 @@ type summary struct {
 }
 
 func main() {
+	whyFile := flag.String("why", "", "also write the failures' last messages to this file")
+	flag.Parse()
 	s := &summary{out: os.Stdout, logs: map[string]*strings.Builder{}, running: map[string]bool{}}
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -61,6 +67,12 @@ func main() {
 		s.line(sc.Bytes())
 	}
 	s.report()
+	if *whyFile != "" {
+		if err := os.WriteFile(*whyFile, []byte(strings.Join(s.why, "")), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "testsum:", err)
+			os.Exit(1)
+		}
+	}
 	if s.failed || len(s.packages) == 0 {
 		os.Exit(1)
 	}

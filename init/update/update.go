@@ -300,9 +300,10 @@ type writeStats struct {
 	bytes                           int64
 	stream, waiting, sync, readBack time.Duration
 	// Of the stream, the files written into the boot partition's file
-	// system (not waiting for the bundle) and their bytes.
-	bootFiles     time.Duration
-	bootFileBytes int64
+	// system (not waiting for the bundle) and their bytes; of that time,
+	// opening the file system and committing the files.
+	bootFiles, bootOpen, bootCommit time.Duration
+	bootFileBytes                   int64
 }
 
 func (ws *writeStats) log(log *slog.Logger, slot string) {
@@ -313,6 +314,7 @@ func (ws *writeStats) log(log *slog.Logger, slot string) {
 		"streamed", ws.stream.Round(time.Millisecond), "waitingForBundle", ws.waiting.Round(time.Millisecond),
 		"sync", ws.sync.Round(time.Millisecond), "readBack", ws.readBack.Round(time.Millisecond),
 		"bootFiles", ws.bootFiles.Round(time.Millisecond), "bootFileBytes", ws.bootFileBytes,
+		"bootOpen", ws.bootOpen.Round(time.Millisecond), "bootCommit", ws.bootCommit.Round(time.Millisecond),
 		"writeMiBps", fmt.Sprintf("%.1f", float64(ws.bytes)/(1<<20)/max(written.Seconds(), 1e-3)),
 		"initPeakRSSMiB", ru.Maxrss>>10)
 }
@@ -355,6 +357,7 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	}
 	opened := time.Since(open)
 	ws.bootFiles += opened
+	ws.bootOpen = opened
 	if err := begin(); err != nil {
 		return err
 	}
@@ -372,7 +375,8 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	if err := dd.commitBoot(); err != nil {
 		return err
 	}
-	ws.bootFiles += time.Since(commit)
+	ws.bootCommit = time.Since(commit)
+	ws.bootFiles += ws.bootCommit
 	if !m.Family.RootInSlotFile() {
 		// The root went raw into the slot partition.
 		_, at, _, err := dd.Partition(boot.SlotPart(target))

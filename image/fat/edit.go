@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -50,6 +49,9 @@ func Edit(dev Device, size int64) (*Editor, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !fr.mirrored {
+		return nil, errors.New("its FATs are not mirrored (one of them alone is in use), which the editor does not edit; check it with fsck.vfat, or make it again with mkfs.vfat -F 32")
+	}
 	n := (int64(fr.clusters) + 2) * 4
 	if n > maxTable {
 		return nil, fmt.Errorf("its FAT is %d MiB, more than the %d MiB an edit holds", n>>20, maxTable>>20)
@@ -85,7 +87,8 @@ func Edit(dev Device, size int64) (*Editor, error) {
 		if _, err := dev.ReadAt(info, fr.info); err != nil {
 			return nil, err
 		}
-		if next := binary.LittleEndian.Uint32(info[492:]); fr.valid(next) {
+		le := binary.LittleEndian
+		if next := le.Uint32(info[492:]); le.Uint32(info[0:]) == 0x41615252 && le.Uint32(info[484:]) == 0x61417272 && fr.valid(next) {
 			e.next = next
 		}
 	}
@@ -290,12 +293,14 @@ type staged struct {
 // Stage writes the new bytes of the file at path ("b/vmlinuz"; names
 // compare without regard to case), size bytes that write writes to the
 // writer it is given, into free clusters, where nothing references them
-// until Commit. The file must exist: an error wrapping fs.ErrNotExist says
-// it does not, and nothing was written. If the free space cannot hold the
-// new file, the files staged before are committed first (their old
-// clusters come free); if it still cannot hold it beside the old one, the
-// old one is let go first (a cut then leaves the file empty). After an
-// error, Commit no more.
+// until Commit. The file must exist: an error wrapping ErrNoFile says it
+// does not, and nothing was written. A file that cannot fit even once the
+// staged files' and its own old clusters come free is refused with
+// ErrTooSmall, nothing written. Else, if the free space cannot hold the new
+// file, the files staged before are committed first (their old clusters
+// come free); if it still cannot hold it beside the old one, the old one is
+// let go first (a cut then leaves the file empty). After an error, Commit
+// no more.
 func (e *Editor) Stage(path string, size int64, mtime time.Time, write func(io.Writer) error) error {
 	at, old, err := e.find(path)
 	if err != nil {
@@ -315,14 +320,22 @@ func (e *Editor) Stage(path string, size int64, mtime time.Time, write func(io.W
 		cl, _ := e.chain(old) // checked by find
 		held = uint32(len(cl))
 	}
-	if need > e.free+held && len(e.staged) > 0 {
+	var pending uint32 // what committing the staged files frees
+	for _, f := range e.staged {
+		if f.old != 0 {
+			cl, _ := e.chain(f.old) // checked by find
+			pending += uint32(len(cl))
+		}
+	}
+	if need > e.free+held+pending {
+		mib := func(n uint32) string { return fmt.Sprintf("%.1f MiB", float64(int64(n)*e.fr.csize)/(1<<20)) }
+		return fmt.Errorf("%s needs %s; the boot partition has %s free, %s more once the files before it are in, and the file's own %s: %w",
+			path, mib(need), mib(e.free), mib(pending), mib(held), ErrTooSmall)
+	}
+	if need > e.free && pending > 0 {
 		if err := e.Commit(); err != nil {
 			return err
 		}
-	}
-	if need > e.free+held {
-		return fmt.Errorf("%s needs %d MiB, the file system has %d MiB free and the file's own %d MiB: %w",
-			path, (int64(need)*e.fr.csize)>>20, e.Free()>>20, (int64(held)*e.fr.csize)>>20, ErrTooSmall)
 	}
 	if need > e.free && old != 0 {
 		if err := e.record(staged{at: at, mtime: mtime}); err != nil {
@@ -414,7 +427,7 @@ func (e *Editor) find(path string) (int64, uint32, error) {
 		last := i == len(parts)-1
 		switch {
 		case j < 0 || ents[j].dir == last:
-			return 0, 0, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+			return 0, 0, fmt.Errorf("%s: %w", path, ErrNoFile)
 		case last:
 			if ents[j].cluster != 0 {
 				if _, err := e.chain(ents[j].cluster); err != nil {
@@ -425,7 +438,7 @@ func (e *Editor) find(path string) (int64, uint32, error) {
 		}
 		c = ents[j].cluster
 	}
-	return 0, 0, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+	return 0, 0, fmt.Errorf("%s: %w", path, ErrNoFile)
 }
 
 // lookup is the index of the entry called name, or -1.

@@ -164,6 +164,21 @@ func TestReplaceWithoutRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, img, files)
+
+	// A file that fits not even once the staged files' old copies are
+	// free is refused before those are committed: the kernel stays old.
+	if e, err = Edit(f, 40<<20); err != nil {
+		t.Fatal(err)
+	}
+	kernel := random(1 << 20)
+	if err := e.Stage("b/vmlinuz", int64(len(kernel)), time.Now(), func(w io.Writer) error { _, err := w.Write(kernel); return err }); err != nil {
+		t.Fatal(err)
+	}
+	err = e.Stage("b/initrd.img", 64<<20, time.Now(), func(io.Writer) error { t.Error("a refused file was written"); return nil })
+	if !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "more once the files before it are in") {
+		t.Errorf("a file larger than all there could be: %v, want %v and what would come free", err, ErrTooSmall)
+	}
+	check(t, img, files)
 }
 
 // cutDevice stops writing after a number of writes, as a power cut does;

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -18,6 +19,15 @@ import (
 
 // ErrTooSmall is wrapped when the content does not fit.
 var ErrTooSmall = errors.New("filesystem too small")
+
+// ErrNoFile is wrapped when a path names no file of the file system; it
+// is also fs.ErrNotExist.
+var ErrNoFile error = noFile{}
+
+type noFile struct{}
+
+func (noFile) Error() string        { return "no such file" }
+func (noFile) Is(target error) bool { return target == fs.ErrNotExist }
 
 // Options describe the filesystem.
 type Options struct {

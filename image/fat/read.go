@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"strings"
 	"unicode/utf16"
 )
@@ -24,6 +23,8 @@ type Reader struct {
 	maxFolder int64
 	nfats     int64 // FATs, each fatBytes long from fat on
 	fatBytes  int64
+	inUse     int64 // byte offset of the FAT chains are read from
+	mirrored  bool  // every FAT is written, not only the one in use
 	info      int64 // byte offset of the FSInfo sector, 0 if none
 }
 
@@ -45,6 +46,10 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	switch {
 	case b[510] != 0x55 || b[511] != 0xAA:
 		return nil, bad("no boot signature")
+	case le16(17) != 0 || le16(22) != 0:
+		return nil, bad("FAT12 or FAT16 (it has a root folder of fixed size or a 16-bit FAT size); make it again with mkfs.vfat -F 32")
+	case le16(42) != 0:
+		return nil, bad(fmt.Sprintf("FAT32 version %d.%d, not 0.0", b[43], b[42]))
 	case bps < 512 || bps > 4096 || bps&(bps-1) != 0:
 		return nil, bad(fmt.Sprintf("%d bytes per sector", bps))
 	case spc == 0 || spc&(spc-1) != 0:
@@ -60,6 +65,15 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	}
 	fr := &Reader{r: r, csize: spc * bps, fat: res * bps, data: dataSec * bps,
 		root: uint32(le32(44)), maxFolder: 1 << 20, nfats: nfats, fatBytes: fatSecs * bps}
+	// Bit 7 of the flags at 40 turns mirroring off: then only the FAT
+	// numbered in bits 0-3 is in use.
+	fr.inUse, fr.mirrored = fr.fat, true
+	if ext := le16(40); ext&0x80 != 0 {
+		if ext&0xF >= nfats {
+			return nil, bad(fmt.Sprintf("FAT %d is in use, of %d", ext&0xF+1, nfats))
+		}
+		fr.inUse, fr.mirrored = fr.fat+(ext&0xF)*fatSecs*bps, false
+	}
 	if info := le16(48); info > 0 && info < res {
 		fr.info = info * bps
 	}
@@ -90,7 +104,7 @@ func (fr *Reader) chain(first uint32, max int64) ([]byte, error) {
 			return nil, err
 		}
 		out = append(out, buf...)
-		if _, err := fr.r.ReadAt(e[:], fr.fat+int64(c)*4); err != nil {
+		if _, err := fr.r.ReadAt(e[:], fr.inUse+int64(c)*4); err != nil {
 			return nil, err
 		}
 		if c = binary.LittleEndian.Uint32(e[:]) & 0x0FFFFFFF; c >= 0x0FFFFFF8 {
@@ -196,7 +210,7 @@ func (fr *Reader) ReadFile(path string, max int64) ([]byte, error) {
 		last := i == len(parts)-1
 		switch {
 		case found == nil || found.dir == last:
-			return nil, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+			return nil, fmt.Errorf("%s: %w", path, ErrNoFile)
 		case !last:
 			c = found.cluster
 			continue
@@ -214,5 +228,5 @@ func (fr *Reader) ReadFile(path string, max int64) ([]byte, error) {
 		}
 		return data, nil
 	}
-	return nil, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+	return nil, fmt.Errorf("%s: %w", path, ErrNoFile)
 }

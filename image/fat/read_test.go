@@ -69,6 +69,10 @@ func TestReaderRefusesBadFilesystems(t *testing.T) {
 		"larger than it": {func(b []byte) { binary.LittleEndian.PutUint32(b[32:], 1<<30) }, "more than its"},
 		"FATs fill it":   {func(b []byte) { binary.LittleEndian.PutUint32(b[36:], 1<<16) }, "its FATs fill it"},
 		"root outside":   {func(b []byte) { binary.LittleEndian.PutUint32(b[44:], 1<<30) }, "its root folder is outside it"},
+		"FAT16 root":     {func(b []byte) { binary.LittleEndian.PutUint16(b[17:], 512) }, "FAT12 or FAT16"},
+		"FAT16 size":     {func(b []byte) { binary.LittleEndian.PutUint16(b[22:], 200) }, "FAT12 or FAT16"},
+		"version":        {func(b []byte) { b[42] = 1 }, "FAT32 version 0.1"},
+		"FAT in use":     {func(b []byte) { b[40] = 0x85 }, "FAT 6 is in use, of 2"},
 	} {
 		if _, err := corrupt(t, tc.change); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
@@ -103,5 +107,48 @@ func TestReaderRefusesBadFilesystems(t *testing.T) {
 	}
 	if _, err := r.ReadFile("a/root.squashfs", 64<<20); err == nil || !strings.Contains(err.Error(), "loops") {
 		t.Errorf("a looping chain: %v", err)
+	}
+}
+
+// TestReaderFollowsTheFATInUse: with mirroring off, the Reader follows the
+// FAT the flags name, and the editor, which writes every FAT alike,
+// refuses the file system.
+func TestReaderFollowsTheFATInUse(t *testing.T) {
+	p := writeImage(t, sample(t), 64<<20)
+	img, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(img))
+	fr, err := NewReader(bytes.NewReader(img), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fr.ReadFile("a/root.squashfs", 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint16(img[40:], 0x81) // FAT 2 alone
+	clear(img[fr.fat : fr.fat+fr.fatBytes])
+	fr, err = NewReader(bytes.NewReader(img), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fr.ReadFile("a/root.squashfs", 64<<20); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("through FAT 2: %d bytes, %v; want the %d written", len(got), err, len(want))
+	}
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := Edit(f, size); err == nil || !strings.Contains(err.Error(), "not mirrored") {
+		t.Errorf("Edit of a file system with one FAT in use: %v, want a refusal", err)
+	}
+	if after, _ := os.ReadFile(p); !bytes.Equal(after, img) {
+		t.Error("the refused Edit changed the file system")
 	}
 }

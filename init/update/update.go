@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -288,14 +287,18 @@ func next(br *bundle.Reader, name string, ws *writeStats) func() (io.ReadCloser,
 		if err == nil && got.Name != name {
 			err = fmt.Errorf("the family installs %s where the bundle has %s", name, got.Name)
 		}
-		return io.NopCloser(&timedReader{r: r, ws: ws}), err
+		if err != nil {
+			return nil, err
+		}
+		return newReadAhead(r, ws), nil
 	}
 }
 
 // writeStats are the figures of one install, which it logs (make bench
 // reads them): the bytes of the slot's files, the time spent streaming them
-// into the slot and of it the time waiting for the bundle (the network and
-// the hashing), then the sync and the read-back.
+// into the slot and of it the time the writes waited for the bundle (the
+// network and the hashing, beside the writes), then the sync and the
+// read-back.
 type writeStats struct {
 	bytes                           int64
 	stream, waiting, sync, readBack time.Duration
@@ -319,20 +322,6 @@ func (ws *writeStats) log(log *slog.Logger, slot string) {
 		"initPeakRSSMiB", ru.Maxrss>>10)
 }
 
-// timedReader counts a reader's bytes and the time its reads take.
-type timedReader struct {
-	r  io.Reader
-	ws *writeStats
-}
-
-func (t *timedReader) Read(p []byte) (int, error) {
-	start := time.Now()
-	n, err := t.r.Read(p)
-	t.ws.waiting += time.Since(start)
-	t.ws.bytes += int64(n)
-	return n, err
-}
-
 // write streams the bundle's files into slot target through the family's
 // Install, checks that the stream matched its manifest to the end, and
 // reads back what landed on the disk.
@@ -342,7 +331,7 @@ func (n *Node) write(d *disk.Disk, bootDir string, br *bundle.Reader, s *family.
 	if err != nil {
 		return err
 	}
-	dev, err := os.OpenFile(d.Dev, os.O_RDWR, 0)
+	dev, err := openBlockDev(d.Dev, 0)
 	if err != nil {
 		return err
 	}
@@ -466,14 +455,14 @@ func (dd *deviceDisk) readBack(m *bundle.Manifest, slotDir string) error {
 // deviceDisk is the running node's disk as the families see it.
 type deviceDisk struct {
 	disk    *disk.Disk
-	dev     *os.File
+	dev     *blockDev
 	id      string
 	bootDir string
 	written map[string]place // slot file -> where it landed whole
 	ws      *writeStats
 	// The boot partition opened for staging files, when bootDir is "".
 	esp    *fat.Editor
-	espDev *os.File
+	espDev *blockDev
 }
 
 type place struct {
@@ -505,22 +494,7 @@ func (dd *deviceDisk) Partition(num int) (io.WriterAt, int64, int64, error) {
 			return nil, 0, 0, err
 		}
 	}
-	return eager{dd.dev}, start * 512, size * 512, nil
-}
-
-// eager starts writing back to the disk what it is given at once, where
-// the kernel would wait until a sync or its dirty limits: the disk then
-// works while the next bytes come over the network and are hashed, and the
-// sync at the end has little left to do.
-type eager struct{ *os.File }
-
-func (f eager) WriteAt(p []byte, off int64) (int, error) {
-	n, err := f.File.WriteAt(p, off)
-	if n >= 1<<20 {
-		// Advice only: the sync at the end reports what failed.
-		unix.SyncFileRange(int(f.Fd()), off, int64(n), unix.SYNC_FILE_RANGE_WRITE)
-	}
-	return n, err
+	return dd.dev, start * 512, size * 512, nil
 }
 
 // bootFiles writes files into the boot partition: edited on its raw
@@ -535,7 +509,7 @@ func (b bootFiles) Put(name string, e *fstree.Entry) error {
 		defer func() { ws.bootFiles += time.Since(start) - (ws.waiting - waited); ws.bootFileBytes += e.Size }()
 	}
 	err := b.dd.stage(name, e)
-	if errors.Is(err, fs.ErrNotExist) && b.dd.bootDir == "" {
+	if errors.Is(err, fat.ErrNoFile) && b.dd.bootDir == "" {
 		// Not on the ESP (a card whose slot was never installed): the
 		// editor replaces files, Linux's vfat makes them.
 		if err = b.dd.commitBoot(); err == nil {
@@ -581,7 +555,7 @@ func (dd *deviceDisk) openBoot() error {
 	}
 	// O_EXCL: the partition is not mounted, and is not while it is open.
 	dev := dd.disk.Part(boot.PartBoot)
-	part, err := os.OpenFile(dev, os.O_RDWR|unix.O_EXCL, 0)
+	part, err := openBlockDev(dev, unix.O_EXCL)
 	if errors.Is(err, unix.EBUSY) {
 		return fmt.Errorf("the boot partition %s is in use (mounted?): unmount it, then update again", dev)
 	}
@@ -590,7 +564,7 @@ func (dd *deviceDisk) openBoot() error {
 	}
 	size, err := part.Seek(0, io.SeekEnd)
 	if err == nil {
-		dd.esp, err = fat.Edit(eager{part}, size)
+		dd.esp, err = fat.Edit(part, size)
 	}
 	if err != nil {
 		part.Close()
@@ -606,7 +580,10 @@ func (dd *deviceDisk) commitBoot() error {
 	if dd.esp == nil {
 		return nil
 	}
-	return errors.Join(dd.esp.Commit(), dd.closeBoot())
+	if err := errors.Join(dd.esp.Commit(), dd.closeBoot()); err != nil {
+		return fmt.Errorf("commit the new boot files on the boot partition: %w; the new slot stays unarmed, so update again", err)
+	}
+	return nil
 }
 
 // closeBoot closes the boot partition opened for staging, what was staged

@@ -40,7 +40,68 @@ func turn(t *testing.T, vms, secs int) (giveBack func(n int)) {
 		hostCores.put(n)
 	}
 	t.Cleanup(func() { giveBack(vms) }) // what is still held
+	markFirstFailure(t)
 	return giveBack
+}
+
+// firstFailed is what markFirstFailure logs; scripts/testsum looks for it.
+const firstFailed = "the test failed at the message above"
+
+// failureMarks are the tests that markFirstFailure watches.
+var failureMarks sync.Map // *testing.T → *failureMark
+
+type failureMark struct {
+	t    *testing.T
+	once sync.Once
+}
+
+// check logs firstFailed once t has failed, and says whether it has.
+func (m *failureMark) check() bool {
+	if !m.t.Failed() {
+		return false
+	}
+	m.once.Do(func() { m.t.Log(firstFailed) })
+	return true
+}
+
+// markFirstFailure logs firstFailed as soon as t has failed, so that the
+// message it failed at (a t.Error that did not stop it) can be told from
+// the logs and failures after it, which in a VM test can be dozens. It
+// polls: a message logged within the same 50 ms can come between. A
+// cleanup that logs a console asks failedNow first, so that the mark comes
+// before the console.
+func markFirstFailure(t *testing.T) {
+	m := &failureMark{t: t}
+	failureMarks.Store(t, m)
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if m.check() {
+					return
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		<-stopped
+		failureMarks.Delete(t)
+	})
+}
+
+// failedNow is t.Failed, having logged firstFailed if t is watched.
+func failedNow(t *testing.T) bool {
+	if m, ok := failureMarks.Load(t); ok {
+		return m.(*failureMark).check()
+	}
+	return t.Failed()
 }
 
 // coreQueue hands out a fixed number of cores to waiters, the longest

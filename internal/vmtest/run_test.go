@@ -87,7 +87,7 @@ func startCairnVM(t *testing.T, env []string, args ...string) *cairnVM {
 	go func() { v.exited <- v.cmd.Wait() }()
 	t.Cleanup(func() {
 		syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
-		if t.Failed() {
+		if failedNow(t) {
 			c := v.console.String()
 			t.Logf("cairn vm said:\n%s\nits output, the last 30000 bytes:\n%s", v.said.String(), c[max(0, len(c)-30000):])
 		}

@@ -87,7 +87,7 @@ func TestWiFi(t *testing.T) {
 	}
 	t.Cleanup(vm.Kill)
 	t.Cleanup(func() {
-		if t.Failed() {
+		if failedNow(t) {
 			for _, f := range []string{"/run/wifiap/wlan2.log", "/run/wifiap/wlan3.log", "/var/log/wpa_supplicant-wlan0.log"} {
 				out, _ := vm.Run("cat "+f, time.Minute)
 				t.Logf("%s:\n%s", f, out)

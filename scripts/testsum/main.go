@@ -5,7 +5,8 @@
 // test's time counts from when it says it started, see waitedLine) and,
 // for each failure, the first lines of its last messages: a failed VM
 // test's console fills thousands of lines after the message that says
-// why, and a log's tail should still say it. It exits 1 when anything
+// why, and a log's tail should still say it (with the message a test
+// failed at, when it marks it: see firstFailed). It exits 1 when anything
 // failed or no package reported.
 //
 //	go test -json ./... | go run ./scripts/testsum [-why FILE]
@@ -207,23 +208,40 @@ var message = regexp.MustCompile(`^(?:\s+[\w.-]+\.go:\d+: |panic: )`)
 // why is how many of a failure's last messages the end of the output repeats.
 const why = 10
 
+// firstFailed is what a test logs (internal/vmtest does) as soon as it
+// has failed: the message before it is the one it failed at, which the
+// end of the output names even when more than why messages came after.
+const firstFailed = "the test failed at the message above"
+
 // because keeps, for the end of the output, the first lines of the last
-// messages in a failed test's or package's log, each at most 300 bytes.
+// messages in a failed test's or package's log, each at most 300 bytes,
+// and of the message it failed at when it logged firstFailed.
 func (s *summary) because(name, log string) {
 	var heads []string
+	at := ""
 	for line := range strings.Lines(log) {
-		if message.MatchString(line) {
-			line = strings.TrimSpace(line)
-			if len(line) > 300 {
-				line = line[:300] + "..."
-			}
-			heads = append(heads, line)
+		if !message.MatchString(line) {
+			continue
 		}
+		line = strings.TrimSpace(line)
+		if strings.HasSuffix(line, ": "+firstFailed) {
+			if at == "" && len(heads) > 0 {
+				at = heads[len(heads)-1]
+			}
+			continue
+		}
+		if len(line) > 300 {
+			line = line[:300] + "..."
+		}
+		heads = append(heads, line)
 	}
 	if len(heads) == 0 {
 		return
 	}
 	var b strings.Builder
+	if at != "" {
+		fmt.Fprintf(&b, "%s failed first at (its first line):\n    %s\n", name, at)
+	}
 	fmt.Fprintf(&b, "%s failed; its last messages (first lines):\n", name)
 	for _, h := range heads[max(0, len(heads)-why):] {
 		fmt.Fprintf(&b, "    %s\n", h)

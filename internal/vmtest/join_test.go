@@ -124,7 +124,7 @@ func TestCluster(t *testing.T) {
 	// names a server that is not there), and a good one.
 	bundles := make([]string, 2)
 	for i, config := range []string{
-		strings.Replace(agentConfig, "server: https://192.168.77.1:6443", "server: https://192.168.77.9:6443", 1) + "  trialSeconds: 60\n",
+		strings.Replace(agentConfig, "server: https://192.168.77.1:6443", "server: https://192.168.77.9:6443", 1) + "  trialSeconds: 90\n",
 		agentConfig,
 	} {
 		bundles[i] = filepath.Join(dir, fmt.Sprint("agent-", i+2, ".cairnb"))
@@ -209,7 +209,16 @@ func TestCluster(t *testing.T) {
 	if len(secret.Data["hash"]) < 64 {
 		t.Errorf("the agent's node password Secret: %v", secret.Data)
 	}
-	if out := kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"); strings.TrimSpace(out) != "agent-1=True\nserver=True" {
+	// Both Ready, as kubectl shows it; a node's status can lag its
+	// kubelet for a while when the host is busy (it runs two VMs).
+	var out string
+	for range 3 {
+		if out = kubectl.must("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"); strings.TrimSpace(out) == "agent-1=True\nserver=True" {
+			break
+		}
+		time.Sleep(20 * time.Second)
+	}
+	if strings.TrimSpace(out) != "agent-1=True\nserver=True" {
 		t.Errorf("nodes:\n%s", out)
 	}
 	// Every node says which system it runs, for kubectl get nodes -L: the
@@ -238,7 +247,7 @@ func TestCluster(t *testing.T) {
 
 	// The agent pulls an update whose cluster never becomes healthy: it
 	// boots it on trial, its node never becomes Ready (it cannot join),
-	// and when the trial's minute is over the agent boots its committed
+	// and when the trial's 90 s are over the agent boots its committed
 	// slot again, rejoins, and its Node says why. The server's checks go
 	// on meanwhile.
 	agentAt := len(agent.Output())
@@ -251,7 +260,7 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("deployment: %v\n%s\nconsole:\n%s", err, out, server.Output())
 	}
 	runClient(t, api, "client-1", "server", pulled, "http://hello.default.svc.cluster.local/", "hello from hello-")
-	if out := kubectl.must("logs", "deployment/hello"); !strings.Contains(out, "hello: serving on :8080") || !strings.Contains(out, "GET /") {
+	if out := kubectl.logs("deployment/hello", "GET /"); !strings.Contains(out, "hello: serving on :8080") || !strings.Contains(out, "GET /") {
 		t.Errorf("kubectl logs of the server's pod: %q", out)
 	}
 	if out := kubectl.must("exec", "deployment/hello", "--", "/hello", "get", "http://127.0.0.1:8080/exec"); !strings.Contains(out, "hello from hello-") {
@@ -272,6 +281,7 @@ func TestCluster(t *testing.T) {
 	// line with the reason and the wait before the next try, which grows
 	// up to its bound.
 	waits := joinWaits(t, agent.Output()[trialAt:agentAt], "192.168.77.9")
+	t.Logf("the agent on trial failed %d joins, waiting %v after them", len(waits), waits)
 	if len(waits) < 2 {
 		t.Errorf("the agent on trial failed %d joins to a server that is not there, want 2 or more\nconsole:\n%s", len(waits), agent.Output())
 	}
@@ -282,7 +292,7 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	checkNodeOS(t, api, "agent-1", agentBuilds[0], "rolled-back ")
-	if note := nodeOS(t, api, "agent-1").lastUpdate; !strings.Contains(note, fmt.Sprint("(build ", agentBuilds[1], ") in slot b")) || !strings.Contains(note, "not healthy within 1m0s") {
+	if note := nodeOS(t, api, "agent-1").lastUpdate; !strings.Contains(note, fmt.Sprint("(build ", agentBuilds[1], ") in slot b")) || !strings.Contains(note, "not healthy within 1m30s") {
 		t.Errorf("agent-1's last update: %q", note)
 	}
 

@@ -93,7 +93,7 @@ func TestReadAhead(t *testing.T) {
 		data[i] = byte(i * 7)
 	}
 	var ws writeStats
-	ra := newReadAhead(iotest.HalfReader(bytes.NewReader(data)), &ws)
+	ra := newReadAhead(iotest.HalfReader(bytes.NewReader(data)), int64(len(data)), &ws)
 	got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(ra, 5)))
 	if err != nil || !bytes.Equal(got, data[:5]) {
 		t.Fatalf("the first bytes: %v", err)
@@ -108,16 +108,28 @@ func TestReadAhead(t *testing.T) {
 	}
 
 	bad := errors.New("hash mismatch")
-	ra = newReadAhead(io.MultiReader(bytes.NewReader(data[:aheadPiece+10]), iotest.ErrReader(bad)), &ws)
+	ra = newReadAhead(io.MultiReader(bytes.NewReader(data[:aheadPiece+10]), iotest.ErrReader(bad)), int64(len(data)), &ws)
 	got, err = io.ReadAll(ra)
 	if !errors.Is(err, bad) || !bytes.Equal(got, data[:aheadPiece+10]) {
 		t.Errorf("a failing file: %d bytes, %v; want %d, then %v", len(got), err, aheadPiece+10, bad)
 	}
 	ra.Close()
 
+	// A small file's buffers are small.
+	ra = newReadAhead(bytes.NewReader(data[:100]), 100, &ws)
+	if got, err := io.ReadAll(iotest.OneByteReader(ra)); err != nil || !bytes.Equal(got, data[:100]) {
+		t.Errorf("a small file: %v", err)
+	}
+	for range 2 {
+		if b := <-ra.free; cap(b) != 4096 {
+			t.Errorf("a 100-byte file is read ahead into %d-byte buffers, want 4096", cap(b))
+		}
+	}
+	ra.Close()
+
 	var reads int
 	src := readerFunc(func(p []byte) (int, error) { reads++; return len(p), nil })
-	ra = newReadAhead(src, &ws)
+	ra = newReadAhead(src, 1<<30, &ws)
 	if _, err := ra.Read(make([]byte, 10)); err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,13 @@ type piece struct {
 	err error
 }
 
-func newReadAhead(r io.Reader, ws *writeStats) *readAhead {
+// newReadAhead reads r, a file of size bytes, ahead: its buffers are no
+// larger than the file (a dtb or config.txt needs no 4 MiB).
+func newReadAhead(r io.Reader, size int64, ws *writeStats) *readAhead {
 	ra := &readAhead{ws: ws, full: make(chan piece, 2), free: make(chan []byte, 2),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for range 2 {
-		ra.free <- make([]byte, aheadPiece)
+		ra.free <- make([]byte, min(aheadPiece, max(size, 4096)))
 	}
 	go ra.fill(r)
 	return ra
@@ -56,6 +58,13 @@ func (ra *readAhead) fill(r io.Reader) {
 		n := 0
 		var err error
 		for n < len(buf) && err == nil {
+			// A writer that failed closes at once: no more of the
+			// bundle's file than the read under way.
+			select {
+			case <-ra.stop:
+				return
+			default:
+			}
 			var m int
 			m, err = r.Read(buf[n:])
 			n += m

@@ -290,7 +290,7 @@ func next(br *bundle.Reader, name string, ws *writeStats) func() (io.ReadCloser,
 		if err != nil {
 			return nil, err
 		}
-		return newReadAhead(r, ws), nil
+		return newReadAhead(r, got.Size, ws), nil
 	}
 }
 
